@@ -1,0 +1,1 @@
+"""Companion app: movie recommendations and FAQ answering (its own ASGI process; may import models/)."""

@@ -1,0 +1,1 @@
+"""Test infrastructure: real Redis servers and real Celery worker processes."""
