@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     task_soft_time_limit_s: int = 60
     task_time_limit_s: int = 90
     visibility_timeout_s: int = 600
+    # How often a worker sweeps for unacked messages of dead workers (kombu's defaults: 10 s x every 10th).
+    unacked_restore_interval_s: int = 10
+    unacked_restore_throttle: int = 10
     task_max_retries: int = 5
     text_task_chunk: int = 32
     worker_heartbeat_s: float = 5.0
@@ -66,6 +69,7 @@ class Settings(BaseSettings):
     # Webhooks.
     webhook_timeout_s: float = 5.0
     webhook_max_retries: int = 8
+    webhook_backoff_base_s: float = 2.0
     webhook_backoff_max_s: int = 600
     callback_allow_hosts: list[str] = Field(default_factory=list)
     callback_allow_http: bool = True

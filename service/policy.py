@@ -1,0 +1,169 @@
+"""Owns moderation policies: per-category review/block thresholds, tenant overrides, and the decision rule."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+import yaml
+
+DECISION_ORDER = {"allow": 0, "review": 1, "block": 2}
+
+
+class PolicyError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    review: float
+    block: float
+
+    @classmethod
+    def parse(cls, data: Any, where: str) -> Thresholds:
+        if not isinstance(data, dict) or "review" not in data or "block" not in data:
+            raise PolicyError(f"{where}: expected {{review: x, block: y}}")
+        review, block = float(data["review"]), float(data["block"])
+        if not (0.0 <= review <= block <= 1.0):
+            raise PolicyError(f"{where}: need 0 <= review <= block <= 1, got {review}, {block}")
+        return cls(review, block)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"review": self.review, "block": self.block}
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    version: int
+    categories: dict[str, Thresholds]
+    default: Thresholds
+    blocklist_terms: tuple[str, ...] = ()
+    tenant: str | None = None
+    tenant_version: int | None = None
+    review_blocked: bool = False  # also send automated blocks to human review (issue: review queue)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """Policy version recorded on verdicts; part of the verdict cache key."""
+        base = f"{self.name}@{self.version}"
+        return f"{base}+{self.tenant}@{self.tenant_version}" if self.tenant_version else base
+
+    def thresholds(self, category: str) -> Thresholds:
+        return self.categories.get(category, self.default)
+
+    def decide(self, scores: dict[str, float], force_review: bool = False) -> tuple[str, list[str]]:
+        """Decision = most severe category outcome; flagged = categories at or above `review`."""
+        decision = "allow"
+        flagged: list[str] = []
+        for category, score in scores.items():
+            t = self.thresholds(category)
+            if score >= t.block:
+                decision = "block"
+                flagged.append(category)
+            elif score >= t.review:
+                flagged.append(category)
+                if decision == "allow":
+                    decision = "review"
+        if force_review and decision == "allow":
+            decision = "review"
+        return decision, flagged
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "version": self.version, "tenant": self.tenant,
+            "tenant_version": self.tenant_version,
+            "categories": {c: t.to_dict() for c, t in sorted(self.categories.items())},
+            "default_thresholds": self.default.to_dict(), "blocklist_terms": list(self.blocklist_terms),
+            "review_blocked": self.review_blocked,
+        }
+
+
+def parse_policy(data: Any, where: str) -> Policy:
+    if not isinstance(data, dict):
+        raise PolicyError(f"{where}: policy must be a mapping")
+    try:
+        name, version = str(data["name"]), int(data["version"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PolicyError(f"{where}: policy needs `name` and integer `version`") from exc
+    cats = data.get("categories") or {}
+    if not isinstance(cats, dict):
+        raise PolicyError(f"{where}: categories must be a mapping")
+    blocklist = data.get("blocklist") or {}
+    terms = blocklist.get("terms") or [] if isinstance(blocklist, dict) else []
+    return Policy(
+        name=name,
+        version=version,
+        categories={str(c): Thresholds.parse(t, f"{where}: {c}") for c, t in cats.items()},
+        default=Thresholds.parse(data.get("default_thresholds", {"review": 0.5, "block": 0.9}),
+                                 f"{where}: default_thresholds"),
+        blocklist_terms=tuple(str(t) for t in terms),
+        review_blocked=bool(data.get("review_blocked", False)),
+    )
+
+
+_FILE_CACHE: dict[Path, tuple[float, Policy]] = {}
+
+
+def load_policy_file(path: Path) -> Policy:
+    """Parse the base policy, re-reading only when the file changed (workers call this per task)."""
+    path = Path(path)
+    try:
+        mtime = path.stat().st_mtime
+    except OSError as exc:
+        raise PolicyError(f"policy file {path} unreadable: {exc}") from exc
+    cached = _FILE_CACHE.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    policy = parse_policy(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    _FILE_CACHE[path] = (mtime, policy)
+    return policy
+
+
+def _override_key(tenant: str) -> str:
+    return f"mod:policy:{tenant}"
+
+
+class PolicyStore:
+    """Per-tenant overrides of the base policy, versioned in Redis."""
+
+    def __init__(self, client: redis.Redis, base_path: Path) -> None:
+        self.r = client
+        self.base_path = base_path
+
+    def effective(self, tenant: str) -> Policy:
+        base = load_policy_file(self.base_path)
+        raw = self.r.get(_override_key(tenant))
+        if not raw:
+            return base
+        override = json.loads(raw)
+        cats = dict(base.categories)
+        for c, t in (override.get("categories") or {}).items():
+            cats[c] = Thresholds.parse(t, f"tenant {tenant}: {c}")
+        return Policy(
+            name=base.name, version=base.version, categories=cats, default=base.default,
+            blocklist_terms=base.blocklist_terms + tuple(override.get("blocklist_terms") or ()),
+            tenant=tenant, tenant_version=int(override["version"]),
+            review_blocked=bool(override.get("review_blocked", base.review_blocked)),
+        )
+
+    def put_override(self, tenant: str, categories: dict[str, Any], blocklist_terms: list[str],
+                     review_blocked: bool | None) -> Policy:
+        for c, t in categories.items():
+            Thresholds.parse(t, f"tenant {tenant}: {c}")  # validate before storing
+        # A counter that survives deletes, so a re-created override never reuses a version (the verdict
+        # cache is keyed by policy id).
+        version = int(self.r.incr(f"mod:policy_version:{tenant}"))
+        record: dict[str, Any] = {"version": version, "categories": categories,
+                                  "blocklist_terms": blocklist_terms}
+        if review_blocked is not None:
+            record["review_blocked"] = review_blocked
+        self.r.set(_override_key(tenant), json.dumps(record))
+        return self.effective(tenant)
+
+    def delete_override(self, tenant: str) -> bool:
+        return bool(self.r.delete(_override_key(tenant)))

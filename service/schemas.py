@@ -1,0 +1,175 @@
+"""Owns the public request/response models of the gateway API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+Status = Literal["queued", "processing", "done", "failed", "rejected"]
+Decision = Literal["allow", "review", "block"]
+
+
+def _valid_unicode(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError(
+            "invalid_text", "text is not valid Unicode (lone surrogate at position {pos})", {"pos": exc.start}
+        ) from exc
+    return value
+
+
+class ModerationRequest(BaseModel):
+    """One text to moderate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="The text to moderate (UTF-8; at most MOD_MAX_TEXT_CHARS characters).")
+    external_id: str | None = Field(None, max_length=256, description="Your id for the content; searchable.")
+    metadata: dict[str, Any] | None = Field(None, description="Opaque JSON echoed back (≤ 8 KiB).")
+    callback_url: str | None = Field(None, max_length=2048, description="Webhook target for the verdict.")
+    priority: int = Field(0, ge=0, le=100, description="Raises review-queue priority (0–100).")
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if value == "":
+            raise PydanticCustomError("empty_text", "text is empty")
+        return _valid_unicode(value)
+
+    @field_validator("external_id", "callback_url")
+    @classmethod
+    def _strings(cls, value: str | None) -> str | None:
+        return _valid_unicode(value) if value is not None else None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        try:
+            size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise PydanticCustomError("invalid_text", "metadata contains invalid Unicode") from exc
+        if size > 8192:
+            raise PydanticCustomError("metadata_too_large", "metadata is {size} bytes; limit 8192",
+                                      {"size": size})
+        return value
+
+
+class BatchRequest(BaseModel):
+    """Up to MOD_MAX_BATCH_ITEMS texts; each gets its own moderation id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ModerationRequest] = Field(min_length=1)
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class SentenceScoreOut(BaseModel):
+    text: str
+    start: int
+    end: int
+    scores: dict[str, float]
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class Moderation(BaseModel):
+    """A moderation item and, once `status` is `done`, its verdict."""
+
+    id: str
+    tenant: str
+    kind: str
+    status: Status
+    status_url: str
+    decision: Decision | None = None
+    scores: dict[str, float] | None = None
+    flagged: list[str] | None = None
+    reasons: list[dict[str, Any]] | None = Field(None, description="Why: blocklist matches, notes.")
+    explanation: dict[str, Any] | None = Field(None, description="Top offending sentences of long texts.")
+    models: list[ModelRef] | None = None
+    policy_version: str | None = None
+    external_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    callback_url: str | None = None
+    priority: float | None = None
+    created_at: float
+    updated_at: float | None = None
+    completed_at: float | None = None
+    error: ErrorInfo | None = None
+
+
+class Accepted(BaseModel):
+    id: str
+    status: Status
+    status_url: str
+
+
+class BatchAccepted(BaseModel):
+    items: list[Accepted]
+
+
+class ModerationList(BaseModel):
+    items: list[Moderation]
+    next_cursor: str | None = None
+
+
+class Delivery(BaseModel):
+    attempt: int
+    at: float
+    url: str
+    status_code: int | None = None
+    ok: bool
+    error: str | None = None
+    duration_ms: float | None = None
+    final: bool = False
+
+
+class DeliveryList(BaseModel):
+    items: list[Delivery]
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    role: Literal["platform", "moderator", "admin"]
+    name: str = Field("", max_length=128)
+
+
+class KeyCreated(BaseModel):
+    key: str = Field(description="Shown once; only its hash is stored.")
+    key_id: str
+    tenant: str
+    role: str
+    name: str
+
+
+class KeyInfo(BaseModel):
+    key_id: str
+    tenant: str
+    role: str
+    name: str
+    created_at: float
+
+
+class PolicyOverride(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    categories: dict[str, dict[str, float]] = Field(default_factory=dict)
+    blocklist_terms: list[str] = Field(default_factory=list)
+    review_blocked: bool | None = None
+
+
+class WebhookSecret(BaseModel):
+    tenant: str
+    secret: str

@@ -1,0 +1,264 @@
+"""Owns moderation items in Redis: creation, atomic status transitions, indexes and the audit stream.
+
+Layout (all keys prefixed `mod:`):
+  item:{id}                 hash of the item (JSON-encoded for structured fields)
+  idx:tenant:{t} / idx:all  time-ordered zsets of ids;  idx:ext:{t}:{external_id}  zset of ids
+  pending                   zset of ids still queued/processing (a starting worker re-enqueues stale ones)
+  audit:{id}                stream: every state change of the item, in order
+  idem:{t}:{key}            idempotency record of a submission
+  notify:{id}               list pushed when the item reaches a final state (long-poll waiters BLPOP it)
+  metrics:verdicts          hash decision -> count
+Every write that changes status goes through one Lua script, so an item is never half-written and two
+workers finishing the same item cannot both win.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from service.store.blocked import blocked_key
+
+FINAL = ("done", "failed", "rejected")
+LIVE = ("queued", "processing")
+JSON_FIELDS = ("metadata", "scores", "flagged", "models", "reasons", "explanation", "categories")
+PENDING_KEY = "mod:pending"
+METRICS_KEY = "mod:metrics:verdicts"
+
+_CREATE = """
+local req = cjson.decode(ARGV[1])
+if req.idem_key ~= '' then
+  local existing = redis.call('GET', req.idem_key)
+  if existing then return {0, existing} end
+  redis.call('SET', req.idem_key, req.idem_value, 'EX', req.idem_ttl)
+end
+for _, it in ipairs(req.items) do
+  local flat = {}
+  for f, v in pairs(it.fields) do table.insert(flat, f); table.insert(flat, v) end
+  redis.call('HSET', 'mod:item:' .. it.id, unpack(flat))
+  redis.call('ZADD', 'mod:idx:tenant:' .. it.tenant, it.ts, it.id)
+  redis.call('ZADD', 'mod:idx:all', it.ts, it.id)
+  redis.call('ZADD', 'mod:pending', it.ts, it.id)
+  if it.ext_key ~= '' then redis.call('ZADD', it.ext_key, it.ts, it.id) end
+  redis.call('XADD', 'mod:audit:' .. it.id, 'MAXLEN', '~', 1000, '*',
+             'event', 'created', 'status', 'queued', 'from', '', 'at', it.ts, 'data', it.audit)
+end
+return {1, ''}
+"""
+
+_TRANSITION = """
+local req = cjson.decode(ARGV[1])
+local key = 'mod:item:' .. req.id
+local cur = redis.call('HGET', key, 'status')
+if not cur then return {-1, ''} end
+local ok = false
+for _, s in ipairs(req.from) do if s == cur then ok = true end end
+if not ok then return {0, cur} end
+local flat = {'status', req.to, 'updated_at', req.at}
+for f, v in pairs(req.fields) do table.insert(flat, f); table.insert(flat, v) end
+redis.call('HSET', key, unpack(flat))
+redis.call('XADD', 'mod:audit:' .. req.id, 'MAXLEN', '~', 1000, '*',
+           'event', req.event, 'status', req.to, 'from', cur, 'at', req.at, 'data', req.data)
+if req.final then
+  redis.call('ZREM', 'mod:pending', req.id)
+  redis.call('RPUSH', 'mod:notify:' .. req.id, req.to)
+  redis.call('EXPIRE', 'mod:notify:' .. req.id, 60)
+  if req.decision ~= '' then redis.call('HINCRBY', 'mod:metrics:verdicts', req.decision, 1) end
+end
+if req.blocked_key ~= '' then
+  if req.blocked_op == 'add' then redis.call('SADD', req.blocked_key, req.ext)
+  else redis.call('SREM', req.blocked_key, req.ext) end
+end
+return {1, cur}
+"""
+
+
+def new_item_id() -> str:
+    # Time-prefixed so ids sort roughly by creation; uuid4 tail keeps them unguessable.
+    return f"mod_{int(time.time() * 1000):x}{uuid.uuid4().hex[:16]}"
+
+
+def now_s() -> str:
+    return f"{time.time():.6f}"
+
+
+def _encode(fields: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in fields.items():
+        if v is None:
+            out[k] = ""
+        elif k in JSON_FIELDS or isinstance(v, dict | list):
+            out[k] = json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+        else:
+            out[k] = str(v)
+    return out
+
+
+def decode_item(raw: dict[str, str]) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    for k, v in raw.items():
+        if k in JSON_FIELDS:
+            item[k] = json.loads(v) if v else None
+        elif k in ("created_at", "updated_at", "completed_at", "priority"):
+            item[k] = float(v) if v else None
+        else:
+            item[k] = v if v != "" else None
+    return item
+
+
+@dataclass
+class NewItem:
+    tenant: str
+    kind: str
+    content_hash: str
+    fields: dict[str, Any]
+    external_id: str | None = None
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = new_item_id()
+
+
+class CreateResult:
+    def __init__(self, created: bool, existing: dict[str, Any] | None = None) -> None:
+        self.created = created
+        self.existing = existing
+
+
+class ItemStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._create = client.register_script(_CREATE)
+        self._transition = client.register_script(_TRANSITION)
+
+    # ---- creation -------------------------------------------------------------------------
+    def create(self, items: Sequence[NewItem], idem_key: str = "", idem_value: dict[str, Any] | None = None,
+               idem_ttl_s: int = 86400) -> CreateResult:
+        """Create all items atomically; with an idempotency key, a repeat returns the first record."""
+        ts = now_s()
+        payload = {
+            "idem_key": idem_key,
+            "idem_value": json.dumps(idem_value or {}),
+            "idem_ttl": idem_ttl_s,
+            "items": [
+                {
+                    "id": it.id,
+                    "tenant": it.tenant,
+                    "ts": ts,
+                    "ext_key": ext_index_key(it.tenant, it.external_id) if it.external_id else "",
+                    "fields": _encode({
+                        **it.fields, "id": it.id, "tenant": it.tenant, "kind": it.kind,
+                        "content_hash": it.content_hash, "external_id": it.external_id,
+                        "status": "queued", "created_at": ts, "updated_at": ts,
+                    }),
+                    "audit": json.dumps({"kind": it.kind, "content_hash": it.content_hash}),
+                }
+                for it in items
+            ],
+        }
+        created, existing = self._create(args=[json.dumps(payload)])
+        if int(created) == 1:
+            return CreateResult(True)
+        return CreateResult(False, json.loads(existing))
+
+    def forget_idempotency(self, idem_key: str) -> None:
+        self.r.delete(idem_key)
+
+    # ---- transitions ----------------------------------------------------------------------
+    def transition(self, item_id: str, to: str, from_: Iterable[str], event: str,
+                   fields: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+                   decision: str = "", blocked: tuple[str, str, str] | None = None) -> tuple[bool, str | None]:
+        """Atomically move an item to `to` if its status is in `from_`; returns (moved, previous status).
+
+        `blocked` = (op 'add'|'remove', tenant, external_id) keeps the removed-content set in step.
+        """
+        req = {
+            "id": item_id, "to": to, "from": list(from_), "event": event, "at": now_s(),
+            "fields": _encode(fields or {}), "data": json.dumps(data or {}, ensure_ascii=False),
+            "final": to in FINAL, "decision": decision,
+            "blocked_key": blocked_key(blocked[1]) if blocked else "",
+            "blocked_op": blocked[0] if blocked else "", "ext": blocked[2] if blocked else "",
+        }
+        moved, prev = self._transition(args=[json.dumps(req)])
+        return int(moved) == 1, (prev or None)
+
+    # ---- reads ----------------------------------------------------------------------------
+    def get(self, item_id: str) -> dict[str, Any] | None:
+        raw = self.r.hgetall(f"mod:item:{item_id}")
+        return decode_item(raw) if raw else None
+
+    def get_many(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        pipe = self.r.pipeline(transaction=False)
+        for i in ids:
+            pipe.hgetall(f"mod:item:{i}")
+        return [decode_item(raw) if raw else None for raw in pipe.execute()]
+
+    def ids_by_external_id(self, tenant: str, external_id: str, limit: int = 100) -> list[str]:
+        return list(self.r.zrevrange(ext_index_key(tenant, external_id), 0, limit - 1))
+
+    def page(self, tenant: str | None, before: float | None, limit: int) -> list[str]:
+        """Newest first; `before` is the cursor (created_at of the last item of the previous page)."""
+        key = f"mod:idx:tenant:{tenant}" if tenant else "mod:idx:all"
+        hi = f"({before}" if before is not None else "+inf"
+        return list(self.r.zrevrangebyscore(key, hi, "-inf", start=0, num=limit))
+
+    def stale_pending(self, older_than_s: float, limit: int = 1000) -> list[str]:
+        return list(self.r.zrangebyscore(PENDING_KEY, "-inf", time.time() - older_than_s, start=0, num=limit))
+
+    def history(self, item_id: str) -> list[dict[str, Any]]:
+        out = []
+        for entry_id, data in self.r.xrange(f"mod:audit:{item_id}"):
+            event = dict(data)
+            event["data"] = json.loads(event.get("data") or "{}")
+            event["at"] = float(event["at"]) if event.get("at") else None
+            event["event_id"] = entry_id
+            out.append(event)
+        return out
+
+    def verdict_counts(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.r.hgetall(METRICS_KEY).items()}
+
+    # ---- verdict cache --------------------------------------------------------------------
+    def claim_verdict(self, key: str, verdict: dict[str, Any], ttl_s: int) -> dict[str, Any]:
+        """Store a computed verdict unless one exists; return whichever is stored (first writer wins)."""
+        payload = json.dumps(verdict, ensure_ascii=False, separators=(",", ":"))
+        if self.r.set(key, payload, nx=True, ex=ttl_s):
+            return verdict
+        stored = self.r.get(key)
+        return json.loads(stored) if stored else verdict
+
+    def cached_verdicts(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        if not keys:
+            return []
+        return [json.loads(v) if v else None for v in self.r.mget(list(keys))]
+
+    # ---- webhook deliveries ---------------------------------------------------------------
+    def record_delivery(self, item_id: str, attempt: dict[str, Any]) -> None:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.rpush(f"mod:webhooks:{item_id}", json.dumps(attempt))
+        pipe.xadd(f"mod:audit:{item_id}", {"event": "webhook_attempt", "status": "", "from": "",
+                                           "at": now_s(), "data": json.dumps(attempt)},
+                  maxlen=1000, approximate=True)
+        pipe.execute()
+
+    def deliveries(self, item_id: str) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in self.r.lrange(f"mod:webhooks:{item_id}", 0, -1)]
+
+
+def ext_index_key(tenant: str, external_id: str) -> str:
+    return f"mod:idx:ext:{tenant}:{external_id}"
+
+
+def idem_key(tenant: str, key: str) -> str:
+    return f"mod:idem:{tenant}:{key}"
+
+
+def verdict_key(content_hash: str, model_id: str, policy_id: str) -> str:
+    return f"mod:verdict:{content_hash}:{model_id}:{policy_id}"

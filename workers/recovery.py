@@ -1,0 +1,40 @@
+"""Owns re-enqueueing items left queued/processing (e.g. the gateway died between create and enqueue)."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+
+from service.config import Settings
+from service.queue import MEDIA_TASK, TaskQueue
+from service.store.client import sync_client
+from service.store.items import ItemStore
+
+log = logging.getLogger(__name__)
+
+
+def requeue_stale(settings: Settings) -> int:
+    """Tasks are idempotent, so re-sending an item whose message still exists costs one cheap no-op."""
+    try:
+        client = sync_client(settings)
+        items = ItemStore(client)
+        stale = items.stale_pending(settings.requeue_after_s)
+        if not stale:
+            return 0
+        queue = TaskQueue(settings)
+        text_ids, media_ids = [], []
+        for item in items.get_many(stale):
+            if item is None:
+                continue
+            (text_ids if item["kind"] == "text" else media_ids).append(item["id"])
+        if text_ids:
+            queue.enqueue_text(text_ids)
+        for item_id in media_ids:
+            queue.send(MEDIA_TASK, [item_id])
+        log.warning("re-enqueued %d stale items", len(text_ids) + len(media_ids))
+        queue.close()
+        return len(text_ids) + len(media_ids)
+    except RedisError as exc:
+        log.warning("stale-item recovery skipped: %s", exc)
+        return 0

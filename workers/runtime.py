@@ -1,0 +1,127 @@
+"""Owns per-worker-process state: stores, models loaded once per process, and the heartbeat to Redis."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from service.config import Settings, get_settings
+from service.policy import PolicyStore
+from service.queue import TaskQueue
+from service.store.client import sync_client
+from service.store.items import ItemStore
+
+log = logging.getLogger("workers.runtime")
+
+
+@dataclass
+class ModelSlot:
+    """A model loaded at most once per process; a load failure is remembered and reported, not retried."""
+
+    obj: Any = None
+    error: str | None = None
+    model_id: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {"ok": self.obj is not None, "model": self.model_id, "error": self.error}
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis: redis.Redis
+    items: ItemStore
+    policies: PolicyStore
+    queue: TaskQueue
+    queues: list[str]
+    models: dict[str, ModelSlot] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def heartbeat_key(self) -> str:
+        return f"mod:hb:{os.environ.get('MOD_WORKER_HOSTNAME', socket.gethostname())}:{os.getpid()}"
+
+    def beat(self) -> None:
+        record = {"hostname": os.environ.get("MOD_WORKER_HOSTNAME", socket.gethostname()), "pid": os.getpid(),
+                  "queues": self.queues, "at": time.time(),
+                  "models": {name: slot.status() for name, slot in self.models.items()}}
+        ttl = max(3, int(self.settings.worker_heartbeat_s * 3))
+        self.redis.set(self.heartbeat_key(), json.dumps(record), ex=ttl)
+
+
+_RUNTIME: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    global _RUNTIME
+    if _RUNTIME is None:
+        settings = get_settings()
+        client = sync_client(settings)
+        queues = [q for q in os.environ.get("MOD_WORKER_QUEUES", "text").split(",") if q]
+        _RUNTIME = Runtime(settings=settings, redis=client, items=ItemStore(client),
+                           policies=PolicyStore(client, settings.policy_path), queue=TaskQueue(settings),
+                           queues=queues)
+    return _RUNTIME
+
+
+def text_model() -> ModelSlot:
+    """The text classifier of this process, loaded on first use (eagerly at start on text workers)."""
+    rt = get_runtime()
+    slot = rt.models.get("text")
+    if slot is None:
+        slot = rt.models["text"] = ModelSlot()
+        _load_text(rt, slot)
+    return slot
+
+
+def _load_text(rt: Runtime, slot: ModelSlot) -> None:
+    # Imported here so webhook-only workers never pay for torch.
+    import torch
+
+    from models.text.classifier import ModelLoadError, TextClassifier
+
+    s = rt.settings
+    threads = s.torch_threads or max(1, (os.cpu_count() or 1))
+    torch.set_num_threads(threads)
+    try:
+        model = TextClassifier(s.text_model_path, label_map=s.text_label_map, max_tokens=s.text_max_tokens,
+                               batch_size=s.text_batch_size)
+    except ModelLoadError as exc:
+        slot.error = str(exc)
+        log.error("TEXT MODEL FAILED TO LOAD: %s", exc)
+        return
+    slot.obj = model
+    slot.model_id = model.model_id
+    log.info("text model %s loaded from %s (%d torch threads)", model.model_id, s.text_model_path, threads)
+
+
+def _heartbeat_loop(rt: Runtime) -> None:
+    while not rt.stop.is_set():
+        try:
+            rt.beat()
+        except redis.RedisError as exc:
+            log.warning("heartbeat failed: %s", exc)
+        rt.stop.wait(rt.settings.worker_heartbeat_s)
+
+
+def start_process() -> None:
+    rt = get_runtime()
+    if "text" in rt.queues:
+        text_model()
+    threading.Thread(target=_heartbeat_loop, args=(rt,), name="heartbeat", daemon=True).start()
+
+
+def stop_process() -> None:
+    rt = get_runtime()
+    rt.stop.set()
+    try:
+        rt.redis.delete(rt.heartbeat_key())
+    except redis.RedisError:
+        pass

@@ -1,0 +1,72 @@
+"""Owns signed webhook delivery with capped exponential backoff; every attempt is recorded."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from typing import Any
+
+import httpx
+from celery import Task
+
+from service.queue import WEBHOOK_TASK
+from service.security import sign_webhook
+from service.store.apikeys import TenantStore
+from service.urls import CallbackUrlError, validate_callback_url
+from service.views import public_item
+from workers import runtime
+from workers.app import app, settings
+
+RETRY_STATUS = {408, 425, 429}
+
+
+def backoff_s(retries: int) -> float:
+    base = settings.webhook_backoff_base_s * (2 ** retries)
+    # Full jitter keeps a burst of failing deliveries from retrying in lockstep.
+    return min(float(settings.webhook_backoff_max_s), base) * random.uniform(0.5, 1.0)
+
+
+@app.task(name=WEBHOOK_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
+          max_retries=settings.webhook_max_retries)
+def deliver(self: Task, item_id: str, event: str) -> None:
+    """POST the item's current state to its callback_url, signed with the tenant's secret."""
+    rt = runtime.get_runtime()
+    item = rt.items.get(item_id)
+    if item is None or not item.get("callback_url"):
+        return
+    url = item["callback_url"]
+    attempt: dict[str, Any] = {"attempt": self.request.retries + 1, "at": time.time(), "url": url,
+                               "event": event, "ok": False, "final": False}
+    try:
+        validate_callback_url(url, settings.callback_allow_hosts, settings.callback_allow_http)
+    except CallbackUrlError as exc:
+        rt.items.record_delivery(item_id, {**attempt, "error": f"refused: {exc}", "final": True})
+        return
+    body = json.dumps({"event": event, "delivery_id": uuid.uuid4().hex, "sent_at": int(time.time()),
+                       "moderation": public_item(item)}, ensure_ascii=False, separators=(",", ":")).encode()
+    ts = int(time.time())
+    headers = {"content-type": "application/json", "user-agent": "moderation-service-webhooks/1",
+               "x-moderation-event": event,
+               "x-moderation-signature": sign_webhook(TenantStore(rt.redis).webhook_secret(item["tenant"]),
+                                                      ts, body)}
+    start = time.perf_counter()
+    retry = False
+    try:
+        resp = httpx.post(url, content=body, headers=headers, timeout=settings.webhook_timeout_s,
+                          follow_redirects=False)
+        attempt["status_code"] = resp.status_code
+        attempt["ok"] = 200 <= resp.status_code < 300
+        retry = resp.status_code >= 500 or resp.status_code in RETRY_STATUS
+        if not attempt["ok"]:
+            attempt["error"] = f"HTTP {resp.status_code}"
+    except httpx.HTTPError as exc:
+        attempt["error"] = f"{type(exc).__name__}: {exc}"
+        retry = True
+    attempt["duration_ms"] = round((time.perf_counter() - start) * 1000, 1)
+    gave_up = retry and self.request.retries >= self.max_retries
+    attempt["final"] = attempt["ok"] or not retry or gave_up
+    rt.items.record_delivery(item_id, attempt)
+    if retry and not gave_up:
+        raise self.retry(countdown=backoff_s(self.request.retries))

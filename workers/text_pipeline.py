@@ -1,0 +1,116 @@
+"""Owns the text moderation flow of one task: load items, score (or reuse cached verdicts), decide, store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from service.policy import Policy
+from service.queue import WEBHOOK_TASK
+from service.store.items import LIVE, verdict_key
+from workers import runtime
+from workers.verdicts import blocklist_reasons
+
+log = logging.getLogger(__name__)
+
+VERDICT_CACHE_TTL_S = 7 * 86400
+EMPTY_NOTE = {"type": "note", "code": "empty_text", "message": "text is whitespace only; nothing to classify"}
+
+
+def mark_processing(item_ids: list[str]) -> list[dict[str, Any]]:
+    """Items still live, now `processing`. A redelivered task sees `processing` and carries on."""
+    rt = runtime.get_runtime()
+    live = []
+    for item in rt.items.get_many(item_ids):
+        if item is None or item["status"] not in LIVE:
+            continue
+        moved, _ = rt.items.transition(item["id"], "processing", LIVE, "processing",
+                                       data={"worker": os.environ.get("MOD_WORKER_HOSTNAME", ""),
+                                             "pid": os.getpid()})
+        if moved:
+            live.append(item)
+    return live
+
+
+def fail(item_ids: list[str], code: str, message: str) -> None:
+    rt = runtime.get_runtime()
+    for item_id in item_ids:
+        rt.items.transition(item_id, "failed", LIVE, "failed",
+                            fields={"error_code": code, "error_message": message, "completed_at": time.time()},
+                            data={"code": code, "message": message})
+
+
+def _fault_pause(items: list[dict[str, Any]]) -> None:
+    marker = runtime.get_runtime().settings.fault_pause_marker
+    if marker and any(marker in (it.get("text") or "") for it in items):
+        time.sleep(runtime.get_runtime().settings.fault_pause_s)
+
+
+def run(item_ids: list[str]) -> None:
+    rt = runtime.get_runtime()
+    items = mark_processing(item_ids)
+    if not items:
+        return
+    _fault_pause(items)
+    slot = runtime.text_model()
+    if slot.obj is None:
+        fail([it["id"] for it in items], "model_unavailable", slot.error or "text model not loaded")
+        return
+    model = slot.obj
+    policies: dict[str, Policy] = {}
+    for it in items:
+        if it["tenant"] not in policies:
+            policies[it["tenant"]] = rt.policies.effective(it["tenant"])
+    keys = [verdict_key(it["content_hash"], model.model_id, policies[it["tenant"]].id) for it in items]
+    cached = rt.items.cached_verdicts(keys)
+    # Score each distinct non-empty text once, however many items carry it.
+    todo = {it["content_hash"]: it["text"] for it, hit in zip(items, cached, strict=True)
+            if hit is None and (it.get("text") or "").strip()}
+    hashes = list(todo)
+    scored = dict(zip(hashes, model.score([todo[h] for h in hashes]), strict=True)) if hashes else {}
+    for it, key, hit in zip(items, keys, cached, strict=True):
+        verdict = hit
+        if verdict is None:
+            policy = policies[it["tenant"]]
+            verdict = build_verdict(it["text"] or "", scored.get(it["content_hash"]), policy, model)
+            verdict = rt.items.claim_verdict(key, verdict, VERDICT_CACHE_TTL_S)
+        finish(it, verdict, key)
+
+
+def build_verdict(text: str, result: Any, policy: Policy, model: Any) -> dict[str, Any]:
+    models = [{"name": model.name, "version": model.version}]
+    if result is None:  # whitespace-only: allowed with a note, no model call
+        scores = dict.fromkeys(model.output_categories, 0.0)
+        return {"decision": "allow", "scores": scores, "flagged": [], "reasons": [EMPTY_NOTE],
+                "explanation": None, "models": models, "policy_version": policy.id}
+    reasons = blocklist_reasons(text, policy.blocklist_terms)
+    scores = {c: round(float(v), 4) for c, v in result.scores.items()}
+    decision, flagged = policy.decide(scores, force_review=bool(reasons))
+    explanation = None
+    if result.sentences:
+        explanation = {"windows": result.windows, "top_sentences": [s.to_dict() for s in result.sentences]}
+    return {"decision": decision, "scores": scores, "flagged": flagged, "reasons": reasons,
+            "explanation": explanation, "models": models, "policy_version": policy.id}
+
+
+def finish(item: dict[str, Any], verdict: dict[str, Any], key: str) -> None:
+    rt = runtime.get_runtime()
+    blocked = None
+    if verdict["decision"] == "block" and item.get("external_id"):
+        blocked = ("add", item["tenant"], item["external_id"])
+    moved, prev = rt.items.transition(
+        item["id"], "done", ("processing",), "verdict",
+        fields={**{k: verdict.get(k) for k in ("decision", "scores", "flagged", "reasons", "explanation",
+                                               "models", "policy_version")},
+                "verdict_key": key, "completed_at": time.time(), "source": "model"},
+        data={"decision": verdict["decision"], "policy_version": verdict["policy_version"],
+              "models": verdict["models"], "flagged": verdict["flagged"]},
+        decision=verdict["decision"], blocked=blocked,
+    )
+    if not moved:
+        log.info("item %s already %s; verdict not rewritten", item["id"], prev)
+        return
+    if item.get("callback_url"):
+        rt.queue.send(WEBHOOK_TASK, [item["id"], "moderation.completed"])
