@@ -39,12 +39,13 @@ class MediaSettings(BaseModel):
     models: list[str] = Field(default_factory=lambda: ["open_nsfw", "image_safety_s"])
     batch_size: int = Field(16, ge=1)
     onnx_threads: int | None = None
-    # Per-category score thresholds used to cut offending segments and for early exit (the tenant's policy
-    # still decides the verdict from the scores).
+    # Per-category scores at which a frame counts as offending when cutting segments; defaults to the default
+    # policy's `review` level. The tenant's policy still decides the verdict from the scores.
     segment_thresholds: dict[str, float] = Field(
-        default_factory=lambda: {"sexual": 0.8, "violence": 0.8}
+        default_factory=lambda: {"sexual": 0.5, "violence": 0.5}
     )
-    # Stop scoring a video once a frame crosses this (category → score); empty disables early exit.
+    # Stop scoring a video once a frame crosses this (category → score), e.g. the policy's `block` levels;
+    # empty disables early exit.
     early_exit_thresholds: dict[str, float] = Field(default_factory=dict)
     # Gap between offending frames still merged into one segment.
     segment_merge_gap_ms: int = Field(2000, ge=0)

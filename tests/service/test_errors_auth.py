@@ -1,0 +1,153 @@
+"""Bad input and bad keys get stable JSON error codes; tenants never see each other's items."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import admin_headers, new_key
+
+
+def _code(resp) -> str:  # type: ignore[no-untyped-def]
+    return resp.json()["error"]["code"]
+
+
+@pytest.mark.parametrize(
+    ("content", "ctype", "status", "code"),
+    [
+        (b'{"text": ', "application/json", 400, "malformed_json"),
+        (b'{"text": "caf\xc3"}', "application/json", 400, "invalid_encoding"),
+        (b'{"text": "\\ud800 lone"}', "application/json", 422, "invalid_text"),
+        (b'{"text": ""}', "application/json", 422, "empty_text"),
+        (b'{"text": "hi", "bogus": 1}', "application/json", 422, "validation_error"),
+        (b'{"txt": "hi"}', "application/json", 422, "validation_error"),
+        (b'{"text": 5}', "application/json", 422, "validation_error"),
+        (b'[1, 2]', "application/json", 422, "validation_error"),
+        (b'{"text": "hi"}', "text/plain", 415, "unsupported_media_type"),
+        (b'{"text": "hi"}', "", 415, "unsupported_media_type"),
+        (b'{"text": "hi", "callback_url": "ftp://example.com/x"}', "application/json", 422,
+         "invalid_callback_url"),
+        (b'{"text": "hi", "callback_url": "https://u:p@example.com/x"}', "application/json", 422,
+         "invalid_callback_url"),
+        (b'{"text": "hi", "callback_url": "http://10.1.2.3/hook"}', "application/json", 422,
+         "invalid_callback_url"),
+        (b'{"text": "hi", "callback_url": "http://192.168.1.10/hook"}', "application/json", 422,
+         "invalid_callback_url"),
+        (b'{"text": "hi", "metadata": {"k": "' + b"v" * 9000 + b'"}}', "application/json", 422,
+         "metadata_too_large"),
+    ],
+)
+def test_bad_submissions(api: TestClient, content: bytes, ctype: str, status: int, code: str) -> None:
+    headers, _ = new_key(api)
+    if ctype:
+        headers["Content-Type"] = ctype
+    resp = api.post("/v1/moderations", content=content, headers=headers)
+    assert resp.status_code == status, resp.text
+    assert _code(resp) == code
+    assert resp.json()["error"]["message"]
+
+
+def test_limits(api: TestClient) -> None:
+    headers, _ = new_key(api)
+    limit = api.app.state.services.settings.max_text_chars
+    resp = api.post("/v1/moderations", json={"text": "a" * (limit + 1)}, headers=headers)
+    assert resp.status_code == 413 and _code(resp) == "text_too_long"
+    assert resp.json()["error"]["details"] == {"length": limit + 1, "limit": limit}
+    body_limit = api.app.state.services.settings.max_body_bytes
+    resp = api.post("/v1/moderations", content=b'{"text": "' + b"a" * body_limit + b'"}',
+                    headers={**headers, "Content-Type": "application/json"})
+    assert resp.status_code == 413 and _code(resp) == "body_too_large"
+    n = api.app.state.services.settings.max_batch_items + 1
+    resp = api.post("/v1/moderations/batch", json={"items": [{"text": "x"}] * n}, headers=headers)
+    assert resp.status_code == 413 and _code(resp) == "batch_too_large"
+    resp = api.post("/v1/moderations/batch", json={"items": [{"text": "ok"}, {"text": ""}]}, headers=headers)
+    assert resp.status_code == 422 and _code(resp) == "empty_text"
+    resp = api.post("/v1/moderations?wait=11", json={"text": "x"}, headers=headers)
+    assert resp.status_code == 422 and _code(resp) == "validation_error"
+
+
+def test_worker_survives_bad_input_and_processes_next(api: TestClient) -> None:
+    headers, _ = new_key(api)
+    resp = api.post("/v1/moderations?wait=10", json={"text": "\u0000\u200b\ufeff\U0010ffff"}, headers=headers)
+    assert resp.status_code == 200 and resp.json()["status"] == "done"
+    resp = api.post("/v1/moderations?wait=10", json={"text": "next one"}, headers=headers)
+    assert resp.status_code == 200 and resp.json()["status"] == "done"
+
+
+def test_keys_and_roles(api: TestClient) -> None:
+    resp = api.post("/v1/moderations", json={"text": "x"})
+    assert resp.status_code == 401 and _code(resp) == "missing_api_key"
+    resp = api.post("/v1/moderations", json={"text": "x"}, headers={"Authorization": "Bearer nope"})
+    assert resp.status_code == 401 and _code(resp) == "invalid_api_key"
+    resp = api.get("/v1/moderations/unknown", headers={"X-API-Key": "nope"})
+    assert resp.status_code == 401
+    platform, tenant = new_key(api)
+    moderator, _ = new_key(api, "moderator", tenant)
+    resp = api.post("/v1/moderations", json={"text": "x"}, headers=moderator)
+    assert resp.status_code == 403 and _code(resp) == "forbidden_role"
+    resp = api.post("/v1/keys", json={"tenant": tenant, "role": "admin"}, headers=platform)
+    assert resp.status_code == 403
+    resp = api.get("/v1/moderations/mod_doesnotexist", headers=platform)
+    assert resp.status_code == 404 and _code(resp) == "moderation_not_found"
+
+
+def test_key_revocation(api: TestClient) -> None:
+    resp = api.post("/v1/keys", json={"tenant": "rev", "role": "platform"}, headers=admin_headers())
+    key, key_id = resp.json()["key"], resp.json()["key_id"]
+    listed = api.get("/v1/keys", headers=admin_headers()).json()
+    assert any(k["key_id"] == key_id for k in listed) and all("key" not in k for k in listed)
+    assert api.delete(f"/v1/keys/{key_id}", headers=admin_headers()).status_code == 204
+    resp = api.post("/v1/moderations", json={"text": "x"}, headers={"Authorization": f"Bearer {key}"})
+    assert resp.status_code == 401
+
+
+def test_tenant_isolation(api: TestClient) -> None:
+    a, tenant_a = new_key(api)
+    b, _ = new_key(api)
+    item = api.post("/v1/moderations", json={"text": "tenant a only", "external_id": "shared-ext"},
+                    headers=a).json()
+    assert api.get(f"/v1/moderations/{item['id']}", headers=b).status_code == 404
+    assert api.get(f"/v1/moderations/{item['id']}/webhooks", headers=b).status_code == 404
+    assert api.get("/v1/moderations", params={"external_id": "shared-ext"}, headers=b).json()["items"] == []
+    assert all(i["tenant"] != tenant_a for i in api.get("/v1/moderations", headers=b).json()["items"])
+    assert [i["id"] for i in api.get("/v1/moderations", headers=a).json()["items"]] == [item["id"]]
+    assert api.get(f"/v1/tenants/{tenant_a}/webhook-secret", headers=b).status_code == 404
+    assert api.get(f"/v1/policies/{tenant_a}", headers=b).status_code == 404
+    # Admin sees it.
+    assert api.get(f"/v1/moderations/{item['id']}", headers=admin_headers()).status_code == 200
+
+
+def test_listing_pages_with_cursor(api: TestClient) -> None:
+    headers, _ = new_key(api)
+    ids = {api.post("/v1/moderations", json={"text": f"p{i}"}, headers=headers).json()["id"] for i in range(5)}
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.get("/v1/moderations", params=params, headers=headers).json()
+        seen += [i["id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert set(seen) == ids and len(seen) == 5
+
+
+def test_health_and_metrics(api: TestClient) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}
+    ready = api.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert any("text" in w["queues"] for w in ready.json()["workers"])
+    headers, _ = new_key(api)
+    api.post("/v1/moderations?wait=10", json={"text": "metrics"}, headers=headers)
+    text = api.get("/metrics").text
+    assert 'moderation_http_requests_total{method="POST",route="/v1/moderations",status="200"}' in text
+    assert "moderation_verdicts_total{decision=" in text
+    assert "moderation_pending_items" in text
+
+
+def test_openapi_documents_every_route(api: TestClient) -> None:
+    spec = api.get("/openapi.json").json()
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            assert op.get("description") or op.get("summary"), f"{method} {path} undocumented"
+    assert "/v1/moderations" in spec["paths"] and "/v1/moderations/batch" in spec["paths"]
