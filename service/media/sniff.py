@@ -123,13 +123,41 @@ def _sniff_text(head: bytes) -> MediaType:
     return UNKNOWN
 
 
+_MPEG_KBPS = {
+    (3, 3): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (3, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (3, 1): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (2, 3): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (2, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _audio_frame_len(h: bytes) -> int:
+    """Length of the MPEG audio / ADTS frame starting at h, or 0 when h is not a valid frame header."""
+    if len(h) < 6 or h[0] != 0xFF or h[1] & 0xE0 != 0xE0:
+        return 0
+    if h[1] & 0xF6 == 0xF0:  # ADTS (AAC): 12-bit sync, layer bits 00
+        return ((h[3] & 3) << 11) | (h[4] << 3) | (h[5] >> 5)
+    version, layer, bitrate_idx, rate_idx = (h[1] >> 3) & 3, (h[1] >> 1) & 3, h[2] >> 4, (h[2] >> 2) & 3
+    if version == 1 or layer == 0 or bitrate_idx in (0, 15) or rate_idx == 3:
+        return 0
+    kbps = _MPEG_KBPS[(3 if version == 3 else 2, layer if version == 3 or layer == 3 else 2)][bitrate_idx]
+    rate = _MPEG_RATES[version][rate_idx]
+    pad = (h[2] >> 1) & 1
+    if layer == 3:  # Layer I
+        return (12 * kbps * 1000 // rate + pad) * 4
+    per_frame = 144 if version == 3 or layer == 2 else 72
+    return per_frame * kbps * 1000 // rate + pad
+
+
 def _is_mpeg_audio(head: bytes) -> bool:
-    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+    # Two bytes of sync are common in random data: require the next frame header where the first one says,
+    # unless the sample ends before it.
+    length = _audio_frame_len(head)
+    if length < 7:
         return False
-    if head[1] & 0xF6 == 0xF0:  # ADTS AAC sync word (layer bits 00)
-        return True
-    # MPEG audio: version != reserved(01), layer != reserved(00), bitrate index != 1111.
-    return (head[1] >> 3) & 3 != 1 and (head[1] >> 1) & 3 != 0 and head[2] >> 4 != 0xF
+    return length + 6 > len(head) or _audio_frame_len(head[length:length + 6]) > 0
 
 
 def sniff(head: bytes) -> MediaType:
