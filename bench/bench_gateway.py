@@ -46,8 +46,8 @@ async def collect(base: str, headers: dict[str, str], ids: list[str], deadline_s
     end = time.monotonic() + deadline_s
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
         pending = list(ids)
+        sem = asyncio.Semaphore(8)
         while pending and time.monotonic() < end:
-            sem = asyncio.Semaphore(8)
 
             async def check(item_id: str) -> None:
                 async with sem:

@@ -123,8 +123,9 @@ def test_policy_override_changes_decision_and_version(api: TestClient) -> None:
                     headers=headers).json()
     assert body["decision"] == "block" and body["policy_version"] == f"default@1+{tenant}@1"
     assert sorted(body["flagged"]) == sorted(CATEGORIES)
-    from service.store.blocked import blocked_among
     import redis
+
+    from service.store.blocked import blocked_among
 
     assert blocked_among(redis.Redis.from_url(api.app.state.services.settings.redis_url), tenant,
                          ["movie:7", "movie:8"]) == {"movie:7"}
@@ -148,8 +149,9 @@ def test_blocklist_term_forces_review(api: TestClient) -> None:
 def test_history_records_every_state_change(api: TestClient, stack: Stack) -> None:
     headers, _ = new_key(api)
     body = api.post("/v1/moderations?wait=10", json={"text": "audit me"}, headers=headers).json()
-    from service.store.items import ItemStore
     import redis
+
+    from service.store.items import ItemStore
 
     events = ItemStore(redis.Redis.from_url(stack.url, decode_responses=True)).history(body["id"])
     assert [e["event"] for e in events] == ["created", "processing", "verdict"]
