@@ -9,7 +9,7 @@ from typing import Any
 
 from service.policy import Policy
 from service.queue import WEBHOOK_TASK
-from service.store.items import LIVE, verdict_key
+from service.store.items import LIVE, Transition, verdict_key
 from workers import runtime
 from workers.verdicts import blocklist_reasons
 
@@ -22,16 +22,11 @@ EMPTY_NOTE = {"type": "note", "code": "empty_text", "message": "text is whitespa
 def mark_processing(item_ids: list[str]) -> list[dict[str, Any]]:
     """Items still live, now `processing`. A redelivered task sees `processing` and carries on."""
     rt = runtime.get_runtime()
-    live = []
-    for item in rt.items.get_many(item_ids):
-        if item is None or item["status"] not in LIVE:
-            continue
-        moved, _ = rt.items.transition(item["id"], "processing", LIVE, "processing",
-                                       data={"worker": os.environ.get("MOD_WORKER_HOSTNAME", ""),
-                                             "pid": os.getpid()})
-        if moved:
-            live.append(item)
-    return live
+    live = [it for it in rt.items.get_many(item_ids) if it is not None and it["status"] in LIVE]
+    data = {"worker": os.environ.get("MOD_WORKER_HOSTNAME", ""), "pid": os.getpid()}
+    moved = rt.items.transition_many([Transition(it["id"], "processing", LIVE, "processing", data=data)
+                                      for it in live])
+    return [it for it, (ok, _) in zip(live, moved, strict=True) if ok]
 
 
 def fail(item_ids: list[str], code: str, message: str) -> None:
@@ -50,7 +45,10 @@ def _fault_pause(items: list[dict[str, Any]]) -> None:
 
 def run(item_ids: list[str]) -> None:
     rt = runtime.get_runtime()
-    items = mark_processing(item_ids)
+    # Opportunistic batching: also take text items that are waiting behind this task. Their own messages
+    # arrive later and find them final (a cheap no-op), so a burst of single submissions is scored in batches.
+    extra = rt.items.pop_ready_text(rt.settings.text_batch_size)
+    items = mark_processing(list(dict.fromkeys([*item_ids, *extra])))
     if not items:
         return
     _fault_pause(items)
@@ -70,13 +68,15 @@ def run(item_ids: list[str]) -> None:
             if hit is None and (it.get("text") or "").strip()}
     hashes = list(todo)
     scored = dict(zip(hashes, model.score([todo[h] for h in hashes]), strict=True)) if hashes else {}
+    done = []
     for it, key, hit in zip(items, keys, cached, strict=True):
         verdict = hit
         if verdict is None:
             policy = policies[it["tenant"]]
             verdict = build_verdict(it["text"] or "", scored.get(it["content_hash"]), policy, model)
             verdict = rt.items.claim_verdict(key, verdict, VERDICT_CACHE_TTL_S)
-        finish(it, verdict, key)
+        done.append((it, verdict, key))
+    finish_all(done)
 
 
 def build_verdict(text: str, result: Any, policy: Policy, model: Any) -> dict[str, Any]:
@@ -95,22 +95,25 @@ def build_verdict(text: str, result: Any, policy: Policy, model: Any) -> dict[st
             "explanation": explanation, "models": models, "policy_version": policy.id}
 
 
-def finish(item: dict[str, Any], verdict: dict[str, Any], key: str) -> None:
+def finish_all(done: list[tuple[dict[str, Any], dict[str, Any], str]]) -> None:
+    """Write verdicts (one round trip); only the transition that wins fires the webhook."""
     rt = runtime.get_runtime()
-    blocked = None
-    if verdict["decision"] == "block" and item.get("external_id"):
-        blocked = ("add", item["tenant"], item["external_id"])
-    moved, prev = rt.items.transition(
-        item["id"], "done", ("processing",), "verdict",
-        fields={**{k: verdict.get(k) for k in ("decision", "scores", "flagged", "reasons", "explanation",
-                                               "models", "policy_version")},
-                "verdict_key": key, "completed_at": time.time(), "source": "model"},
-        data={"decision": verdict["decision"], "policy_version": verdict["policy_version"],
-              "models": verdict["models"], "flagged": verdict["flagged"]},
-        decision=verdict["decision"], blocked=blocked,
-    )
-    if not moved:
-        log.info("item %s already %s; verdict not rewritten", item["id"], prev)
-        return
-    if item.get("callback_url"):
-        rt.queue.send(WEBHOOK_TASK, [item["id"], "moderation.completed"])
+    transitions = []
+    for item, verdict, key in done:
+        blocked = None
+        if verdict["decision"] == "block" and item.get("external_id"):
+            blocked = ("add", item["tenant"], item["external_id"])
+        transitions.append(Transition(
+            item["id"], "done", ("processing",), "verdict",
+            fields={**{k: verdict.get(k) for k in ("decision", "scores", "flagged", "reasons", "explanation",
+                                                   "models", "policy_version")},
+                    "verdict_key": key, "completed_at": time.time(), "source": "model"},
+            data={"decision": verdict["decision"], "policy_version": verdict["policy_version"],
+                  "models": verdict["models"], "flagged": verdict["flagged"]},
+            decision=verdict["decision"], blocked=blocked,
+        ))
+    for (item, _, _), (moved, prev) in zip(done, rt.items.transition_many(transitions), strict=True):
+        if not moved:
+            log.info("item %s already %s; verdict not rewritten", item["id"], prev)
+        elif item.get("callback_url"):
+            rt.queue.send(WEBHOOK_TASK, [item["id"], "moderation.completed"])

@@ -6,6 +6,7 @@ Layout (all keys prefixed `mod:`):
   pending                   zset of ids still queued/processing (a starting worker re-enqueues stale ones)
   audit:{id}                stream: every state change of the item, in order
   idem:{t}:{key}            idempotency record of a submission
+  ready:text                list of text item ids in arrival order; workers pop extra ids to batch them
   notify:{id}               list pushed when the item reaches a final state (long-poll waiters BLPOP it)
   metrics:verdicts          hash decision -> count
 Every write that changes status goes through one Lua script, so an item is never half-written and two
@@ -30,6 +31,7 @@ LIVE = ("queued", "processing")
 JSON_FIELDS = ("metadata", "scores", "flagged", "models", "reasons", "explanation", "categories")
 PENDING_KEY = "mod:pending"
 METRICS_KEY = "mod:metrics:verdicts"
+READY_TEXT_KEY = "mod:ready:text"
 
 _CREATE = """
 local req = cjson.decode(ARGV[1])
@@ -46,6 +48,7 @@ for _, it in ipairs(req.items) do
   redis.call('ZADD', 'mod:idx:all', it.ts, it.id)
   redis.call('ZADD', 'mod:pending', it.ts, it.id)
   if it.ext_key ~= '' then redis.call('ZADD', it.ext_key, it.ts, it.id) end
+  if it.kind == 'text' then redis.call('RPUSH', 'mod:ready:text', it.id) end
   redis.call('XADD', 'mod:audit:' .. it.id, 'MAXLEN', '~', 1000, '*',
              'event', 'created', 'status', 'queued', 'from', '', 'at', it.ts, 'data', it.audit)
 end
@@ -126,6 +129,27 @@ class NewItem:
             self.id = new_item_id()
 
 
+@dataclass
+class Transition:
+    item_id: str
+    to: str
+    from_: tuple[str, ...]
+    event: str
+    fields: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    decision: str = ""
+    blocked: tuple[str, str, str] | None = None
+
+    def request(self) -> dict[str, Any]:
+        b = self.blocked
+        return {
+            "id": self.item_id, "to": self.to, "from": list(self.from_), "event": self.event, "at": now_s(),
+            "fields": _encode(self.fields or {}), "data": json.dumps(self.data or {}, ensure_ascii=False),
+            "final": self.to in FINAL, "decision": self.decision,
+            "blocked_key": blocked_key(b[1]) if b else "", "blocked_op": b[0] if b else "", "ext": b[2] if b else "",
+        }
+
+
 class CreateResult:
     def __init__(self, created: bool, existing: dict[str, Any] | None = None) -> None:
         self.created = created
@@ -151,6 +175,7 @@ class ItemStore:
                 {
                     "id": it.id,
                     "tenant": it.tenant,
+                    "kind": it.kind,
                     "ts": ts,
                     "ext_key": ext_index_key(it.tenant, it.external_id) if it.external_id else "",
                     "fields": _encode({
@@ -168,6 +193,12 @@ class ItemStore:
             return CreateResult(True)
         return CreateResult(False, json.loads(existing))
 
+    def pop_ready_text(self, count: int) -> list[str]:
+        """Ids of text items waiting for a worker, for opportunistic batching (see workers.text_pipeline)."""
+        if count <= 0:
+            return []
+        return list(self.r.lpop(READY_TEXT_KEY, count) or [])
+
     def forget_idempotency(self, idem_key: str) -> None:
         self.r.delete(idem_key)
 
@@ -179,15 +210,15 @@ class ItemStore:
 
         `blocked` = (op 'add'|'remove', tenant, external_id) keeps the removed-content set in step.
         """
-        req = {
-            "id": item_id, "to": to, "from": list(from_), "event": event, "at": now_s(),
-            "fields": _encode(fields or {}), "data": json.dumps(data or {}, ensure_ascii=False),
-            "final": to in FINAL, "decision": decision,
-            "blocked_key": blocked_key(blocked[1]) if blocked else "",
-            "blocked_op": blocked[0] if blocked else "", "ext": blocked[2] if blocked else "",
-        }
-        moved, prev = self._transition(args=[json.dumps(req)])
-        return int(moved) == 1, (prev or None)
+        return self.transition_many([Transition(item_id, to, tuple(from_), event, fields, data, decision,
+                                                blocked)])[0]
+
+    def transition_many(self, transitions: Sequence[Transition]) -> list[tuple[bool, str | None]]:
+        """Several transitions in one round trip; each is still atomic on its own."""
+        pipe = self.r.pipeline(transaction=False)
+        for t in transitions:
+            self._transition(args=[json.dumps(t.request())], client=pipe)
+        return [(int(moved) == 1, prev or None) for moved, prev in pipe.execute()]
 
     # ---- reads ----------------------------------------------------------------------------
     def get(self, item_id: str) -> dict[str, Any] | None:
