@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # Items still queued/processing after this long are re-enqueued by a starting worker (idempotent).
     requeue_after_s: float = 600.0
 
+    # Human review.
+    review_lease_s: float = 300.0
+    review_lease_max_s: float = 3600.0
+
     # Webhooks.
     webhook_timeout_s: float = 5.0
     webhook_max_retries: int = 8

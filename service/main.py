@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.api.deps import Services
-from service.api.routes import admin, health, moderations, policies
+from service.api.routes import admin, health, moderations, policies, reviews
 from service.config import Settings, get_settings
 from service.errors import install_error_handlers
 from service.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware
@@ -22,6 +22,7 @@ from service.security import Role
 from service.store.apikeys import ApiKeyStore, TenantStore
 from service.store.client import async_client, sync_client
 from service.store.items import ItemStore
+from service.store.reviews import ReviewStore
 
 log = logging.getLogger("service")
 
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = Services(
             settings=settings, redis=r, aredis=async_client(settings), items=ItemStore(r),
             keys=ApiKeyStore(r), tenants=TenantStore(r), policies=PolicyStore(r, settings.policy_path),
-            queue=TaskQueue(settings),
+            queue=TaskQueue(settings), reviews=ReviewStore(r),
         )
         try:
             bootstrap_keys(settings, services.keys)
@@ -65,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    for router in (moderations.router, admin.router, policies.router, health.router):
+    for router in (moderations.router, reviews.router, reviews.appeals, admin.router, policies.router,
+                   health.router):
         app.include_router(router)
 
     def limit_for(path: str) -> int:

@@ -104,6 +104,14 @@ class Moderation(BaseModel):
     metadata: dict[str, Any] | None = None
     callback_url: str | None = None
     priority: float | None = None
+    source: Literal["model", "human"] | None = Field(None, description="Who made the current decision.")
+    human: dict[str, Any] | None = Field(None, description="The latest human decision (moderator, action, why).")
+    review_status: str | None = Field(None, description="pending | claimed | decided when it went to review.")
+    appeal: dict[str, Any] | None = None
+    rescan_disagreement: dict[str, Any] | None = Field(
+        None, description="A rescan disagreed with a human decision; the human decision stands.")
+    verdict_version: int | None = Field(None, description="Bumped each time a rescan changes the verdict.")
+    media: dict[str, Any] | None = Field(None, description="Image/video details: frames, segments, hashes.")
     created_at: float
     updated_at: float | None = None
     completed_at: float | None = None

@@ -10,6 +10,7 @@ from typing import Any
 from service.policy import Policy
 from service.queue import WEBHOOK_TASK
 from service.store.items import LIVE, Transition, verdict_key
+from service.store.reviews import item_priority, queue_key
 from workers import runtime
 from workers.verdicts import blocklist_reasons
 
@@ -75,7 +76,7 @@ def run(item_ids: list[str]) -> None:
             policy = policies[it["tenant"]]
             verdict = build_verdict(it["text"] or "", scored.get(it["content_hash"]), policy, model)
             verdict = rt.items.claim_verdict(key, verdict, VERDICT_CACHE_TTL_S)
-        done.append((it, verdict, key))
+        done.append((it, verdict, key, policies[it["tenant"]]))
     finish_all(done)
 
 
@@ -95,14 +96,21 @@ def build_verdict(text: str, result: Any, policy: Policy, model: Any) -> dict[st
             "explanation": explanation, "models": models, "policy_version": policy.id}
 
 
-def finish_all(done: list[tuple[dict[str, Any], dict[str, Any], str]]) -> None:
+def needs_review(decision: str, policy: Policy) -> bool:
+    return decision == "review" or (decision == "block" and policy.review_blocked)
+
+
+def finish_all(done: list[tuple[dict[str, Any], dict[str, Any], str, Policy]]) -> None:
     """Write verdicts (one round trip); only the transition that wins fires the webhook."""
     rt = runtime.get_runtime()
     transitions = []
-    for item, verdict, key in done:
+    for item, verdict, key, policy in done:
         blocked = None
         if verdict["decision"] == "block" and item.get("external_id"):
             blocked = ("add", item["tenant"], item["external_id"])
+        review = None
+        if needs_review(verdict["decision"], policy):
+            review = (queue_key(item["tenant"]), item_priority({**item, "scores": verdict["scores"]}))
         transitions.append(Transition(
             item["id"], "done", ("processing",), "verdict",
             fields={**{k: verdict.get(k) for k in ("decision", "scores", "flagged", "reasons", "explanation",
@@ -110,9 +118,9 @@ def finish_all(done: list[tuple[dict[str, Any], dict[str, Any], str]]) -> None:
                     "verdict_key": key, "completed_at": time.time(), "source": "model"},
             data={"decision": verdict["decision"], "policy_version": verdict["policy_version"],
                   "models": verdict["models"], "flagged": verdict["flagged"]},
-            decision=verdict["decision"], blocked=blocked,
+            decision=verdict["decision"], blocked=blocked, review=review,
         ))
-    for (item, _, _), (moved, prev) in zip(done, rt.items.transition_many(transitions), strict=True):
+    for (item, _, _, _), (moved, prev) in zip(done, rt.items.transition_many(transitions), strict=True):
         if not moved:
             log.info("item %s already %s; verdict not rewritten", item["id"], prev)
         elif item.get("callback_url"):

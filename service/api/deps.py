@@ -17,6 +17,7 @@ from service.queue import TaskQueue
 from service.security import Principal, Role
 from service.store.apikeys import ApiKeyStore, TenantStore
 from service.store.items import ItemStore
+from service.store.reviews import ReviewStore
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Services:
     tenants: TenantStore
     policies: PolicyStore
     queue: TaskQueue
+    reviews: ReviewStore
 
 
 def get_services(request: Request) -> Services:
@@ -73,6 +75,7 @@ def require(*roles: Role) -> Callable[[Principal], Principal]:
 PlatformOrAdmin = Annotated[Principal, Depends(require(Role.platform, Role.admin))]
 AnyRole = Annotated[Principal, Depends(require(Role.platform, Role.moderator, Role.admin))]
 AdminOnly = Annotated[Principal, Depends(require(Role.admin))]
+ModeratorOrAdmin = Annotated[Principal, Depends(require(Role.moderator, Role.admin))]
 
 
 def require_json(request: Request) -> None:

@@ -28,7 +28,8 @@ from service.store.blocked import blocked_key
 
 FINAL = ("done", "failed", "rejected")
 LIVE = ("queued", "processing")
-JSON_FIELDS = ("metadata", "scores", "flagged", "models", "reasons", "explanation", "categories")
+JSON_FIELDS = ("metadata", "scores", "flagged", "models", "reasons", "explanation", "categories", "human",
+               "appeal", "rescan_disagreement", "media")
 PENDING_KEY = "mod:pending"
 METRICS_KEY = "mod:metrics:verdicts"
 READY_TEXT_KEY = "mod:ready:text"
@@ -78,6 +79,12 @@ if req.blocked_key ~= '' then
   if req.blocked_op == 'add' then redis.call('SADD', req.blocked_key, req.ext)
   else redis.call('SREM', req.blocked_key, req.ext) end
 end
+if req.review_key ~= '' then
+  redis.call('ZADD', req.review_key, req.review_score, req.id)
+  redis.call('HSET', key, 'review_status', 'pending', 'review_score', req.review_score)
+  redis.call('XADD', 'mod:audit:' .. req.id, 'MAXLEN', '~', 1000, '*',
+             'event', 'review_queued', 'status', req.to, 'from', req.to, 'at', req.at, 'data', '{}')
+end
 return {1, cur}
 """
 
@@ -108,8 +115,10 @@ def decode_item(raw: dict[str, str]) -> dict[str, Any]:
     for k, v in raw.items():
         if k in JSON_FIELDS:
             item[k] = json.loads(v) if v else None
-        elif k in ("created_at", "updated_at", "completed_at", "priority"):
+        elif k in ("created_at", "updated_at", "completed_at", "priority", "review_score", "lease_expires_at"):
             item[k] = float(v) if v else None
+        elif k == "verdict_version":
+            item[k] = int(v) if v else None
         else:
             item[k] = v if v != "" else None
     return item
@@ -139,6 +148,7 @@ class Transition:
     data: dict[str, Any] | None = None
     decision: str = ""
     blocked: tuple[str, str, str] | None = None
+    review: tuple[str, float] | None = None  # (review queue key, priority score): enter the review queue
 
     def request(self) -> dict[str, Any]:
         b = self.blocked
@@ -147,6 +157,7 @@ class Transition:
             "fields": _encode(self.fields or {}), "data": json.dumps(self.data or {}, ensure_ascii=False),
             "final": self.to in FINAL, "decision": self.decision,
             "blocked_key": blocked_key(b[1]) if b else "", "blocked_op": b[0] if b else "", "ext": b[2] if b else "",
+            "review_key": self.review[0] if self.review else "", "review_score": self.review[1] if self.review else 0,
         }
 
 

