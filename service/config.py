@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     review_lease_s: float = 300.0
     review_lease_max_s: float = 3600.0
 
+    # Rescans: chunk size per task, and how long a rescan chunk yields to a live backlog before each batch.
+    rescan_chunk_size: int = 100
+    rescan_yield_max_s: float = 5.0
+
     # Webhooks.
     webhook_timeout_s: float = 5.0
     webhook_max_retries: int = 8

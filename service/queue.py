@@ -13,6 +13,7 @@ TEXT_TASK = "mod.text.classify"
 MEDIA_TASK = "mod.media.classify"
 WEBHOOK_TASK = "mod.webhook.deliver"
 RESCAN_TASK = "mod.rescan.chunk"
+RESCAN_PLAN_TASK = "mod.rescan.plan"
 
 QUEUES = ("text", "media", "webhooks", "rescan")
 ROUTES = {

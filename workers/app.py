@@ -15,7 +15,7 @@ log = logging.getLogger("workers")
 
 settings = get_settings()
 app = make_celery(settings, name="workers")
-app.conf.include = ["workers.tasks.text", "workers.tasks.webhooks"]
+app.conf.include = ["workers.tasks.text", "workers.tasks.webhooks", "workers.tasks.rescan"]
 app.conf.update(worker_max_memory_per_child=1_500_000)  # KiB; recycles a child that leaks (e.g. decoders)
 
 

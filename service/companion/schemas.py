@@ -52,9 +52,9 @@ class PredictionOut(BaseModel):
 
 class FaqQuestion(BaseModel):
     question: str = Field(min_length=1)
-    k: int = Field(3, ge=1)
-    collection: str | None = Field(None, pattern=ID_PATTERN)
-    tenant: str | None = Field(None, pattern=ID_PATTERN)
+    k: int = Field(default=3, ge=1)
+    collection: str | None = Field(default=None, pattern=ID_PATTERN)
+    tenant: str | None = Field(default=None, pattern=ID_PATTERN)
 
 
 class FaqHit(BaseModel):
@@ -75,8 +75,8 @@ class FaqAnswerOut(BaseModel):
 
 
 class ReloadIn(BaseModel):
-    tenant: str | None = Field(None, pattern=ID_PATTERN)
-    collection: str | None = Field(None, pattern=ID_PATTERN)
+    tenant: str | None = Field(default=None, pattern=ID_PATTERN)
+    collection: str | None = Field(default=None, pattern=ID_PATTERN)
 
 
 class ReloadOut(BaseModel):

@@ -33,7 +33,8 @@ def build_engine(settings: Settings) -> RecEngine:
     return RecEngine.build(
         data_dir,
         svd=SVD(n_factors=c.svd_factors, n_epochs=c.svd_epochs, reg=c.svd_reg),
-        knn=UserKNN(k=c.knn_k, shrinkage=c.knn_shrinkage),
+        knn=UserKNN(k=c.knn_k, shrinkage=c.knn_shrinkage, candidates=c.knn_candidates,
+                    rank_shrinkage=c.knn_rank_shrinkage),
         min_support=c.min_item_support,
     )
 

@@ -39,7 +39,7 @@ class RedDetector(classifiers.OnnxImageClassifier):
     version = "test-1"
     categories = ("sexual",)
 
-    def __init__(self, model_dir: Path, threads: int | None = None) -> None:  # noqa: D107 - no ONNX file
+    def __init__(self, model_dir: Path, threads: int | None = None) -> None:  # no ONNX session to build
         self.calls = 0
 
     def predict(self, images: Sequence[np.ndarray], batch_size: int = 16) -> list[dict[str, float]]:

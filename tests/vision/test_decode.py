@@ -143,3 +143,14 @@ def test_formats_outside_allow_list_refused() -> None:
     with pytest.raises(ImageError) as info:
         decode_image(buf.getvalue())
     assert info.value.code == "unsupported_format"
+
+
+def test_multipage_tiff_scores_every_page() -> None:
+    pages = [Image.fromarray(np.full((40, 50, 3), v, dtype=np.uint8)) for v in (10, 120, 240)]
+    buf = io.BytesIO()
+    pages[0].save(buf, format="TIFF", save_all=True, append_images=pages[1:])
+    img = decode_image(buf.getvalue())
+    assert [f.index for f in img.frames] == [0, 1, 2] and [int(f.rgb[0, 0, 0]) for f in img.frames] == [10, 120, 240]
+    with pytest.raises(ImageError) as info:
+        decode_image(buf.getvalue(), ImageLimits(max_frames=2))
+    assert info.value.code == "too_many_frames"

@@ -1,0 +1,65 @@
+"""Benchmarks FAQ answer latency through the companion app: MiniLM (semantic) vs the TF-IDF baseline, same run.
+
+    python -m bench.bench_faq [--requests 200]
+
+Questions are the held-out paraphrases and out-of-scope questions, cycled. One compute thread, as the app runs.
+Not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from fastapi.testclient import TestClient
+from tqdm import tqdm
+
+from models.faq.encoder import Encoder, MiniLMEncoder
+from models.faq.evaluate import DEFAULT_EVAL, load_eval
+from models.faq.tfidf_baseline import TfidfEncoder
+from models.recsys.engine import RecEngine
+from models.recsys.fetch import DEFAULT_DATA_DIR, fetch
+from service.companion.app import create_app
+from service.companion.config import CompanionSettings
+from service.config import Settings
+
+
+def run(engine: RecEngine, encoder: Encoder, name: str, questions: list[str]) -> list[float]:
+    # Redis is never touched by FAQ requests; an unused URL keeps the bench self-contained.
+    settings = Settings(env="test", redis_url="redis://127.0.0.1:1/0",
+                        companion=CompanionSettings(fetch_on_start=False, faq_encoder=name))
+    times = []
+    with TestClient(create_app(settings, engine=engine, encoder=encoder)) as c:
+        c.post("/v1/faq/answer", json={"question": "warm up"})
+        for q in tqdm(questions, desc=name):
+            t0 = time.perf_counter()
+            r = c.post("/v1/faq/answer", json={"question": q, "k": 3})
+            times.append(time.perf_counter() - t0)
+            assert r.status_code == 200
+    return times
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=200)
+    args = ap.parse_args()
+    fetch(DEFAULT_DATA_DIR)
+    engine = RecEngine.build(DEFAULT_DATA_DIR)
+    ev = load_eval(DEFAULT_EVAL)
+    pool = [q for q, _ in ev.in_scope] + ev.out_of_scope
+    questions = [pool[i % len(pool)] for i in range(args.requests)]
+    rows = {"tfidf": run(engine, TfidfEncoder(), "tfidf", questions),
+            "minilm": run(engine, MiniLMEncoder(), "minilm", questions)}
+    base = float(np.percentile(rows["tfidf"], 99))
+    print(f"\nPOST /v1/faq/answer latency in ms, {args.requests} requests (TestClient, 1 compute thread)")
+    print(f"{'encoder':<10}{'p50':>8}{'p95':>8}{'p99':>8}{'p99 / tfidf p99':>18}")
+    for name, ts in rows.items():
+        a = np.array(ts) * 1000
+        print(f"{name:<10}{np.percentile(a, 50):>8.2f}{np.percentile(a, 95):>8.2f}{np.percentile(a, 99):>8.2f}"
+              f"{np.percentile(ts, 99) / base:>18.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

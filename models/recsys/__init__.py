@@ -1,0 +1,1 @@
+"""Movie recommenders (content TF-IDF, user-based Pearson kNN, biased MF) and their evaluation; no HTTP/Redis."""

