@@ -56,11 +56,16 @@ class Settings(BaseSettings):
     # redelivered while still running.
     task_soft_time_limit_s: int = 60
     task_time_limit_s: int = 90
-    visibility_timeout_s: int = 600
+    visibility_timeout_s: int = 1200
     # How often a worker sweeps for unacked messages of dead workers (kombu's defaults: 10 s x every 10th).
     unacked_restore_interval_s: int = 10
     unacked_restore_throttle: int = 10
     task_max_retries: int = 5
+    # Media tasks decode whole videos: their own, longer limits (visibility timeout must stay above them).
+    media_task_soft_time_limit_s: int = 900
+    media_task_time_limit_s: int = 960
+    # Uploaded media is kept this long for rescans and appeals, then purged (items count as `skipped`).
+    blob_retention_s: float = 30 * 86400
     text_task_chunk: int = 32
     worker_heartbeat_s: float = 5.0
     # Items still queued/processing after this long are re-enqueued by a starting worker (idempotent).

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.api.deps import Services
-from service.api.routes import admin, health, moderations, policies, rescans, reviews
+from service.api.routes import admin, hashlists, health, media, moderations, policies, rescans, reviews
 from service.config import Settings, get_settings
 from service.errors import install_error_handlers
 from service.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware
@@ -66,8 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    for router in (moderations.router, reviews.router, reviews.appeals, rescans.router, admin.router,
-                   policies.router, health.router):
+    for router in (media.router, moderations.router, hashlists.router, reviews.router, reviews.appeals,
+                   rescans.router, admin.router, policies.router, health.router):
         app.include_router(router)
 
     def limit_for(path: str) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,9 @@ class Policy:
     blocklist_terms: tuple[str, ...] = ()
     tenant: str | None = None
     tenant_version: int | None = None
-    review_blocked: bool = False  # also send automated blocks to human review (issue: review queue)
-    extra: dict[str, Any] = field(default_factory=dict)
+    review_blocked: bool = False  # also send automated blocks to human review
+    # Per-kind threshold overrides (image/video scores come from other models, on other scales).
+    kinds: dict[str, dict[str, Thresholds]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -55,6 +56,12 @@ class Policy:
 
     def thresholds(self, category: str) -> Thresholds:
         return self.categories.get(category, self.default)
+
+    def for_kind(self, kind: str) -> Policy:
+        """The same policy (same id) with the kind's own thresholds applied."""
+        if kind not in self.kinds:
+            return self
+        return replace(self, categories={**self.categories, **self.kinds[kind]})
 
     def decide(self, scores: dict[str, float], force_review: bool = False) -> tuple[str, list[str]]:
         """Decision = most severe category outcome; flagged = categories at or above `review`."""
@@ -80,6 +87,7 @@ class Policy:
             "categories": {c: t.to_dict() for c, t in sorted(self.categories.items())},
             "default_thresholds": self.default.to_dict(), "blocklist_terms": list(self.blocklist_terms),
             "review_blocked": self.review_blocked,
+            "kinds": {k: {c: t.to_dict() for c, t in sorted(v.items())} for k, v in sorted(self.kinds.items())},
         }
 
 
@@ -103,7 +111,20 @@ def parse_policy(data: Any, where: str) -> Policy:
                                  f"{where}: default_thresholds"),
         blocklist_terms=tuple(str(t) for t in terms),
         review_blocked=bool(data.get("review_blocked", False)),
+        kinds=_parse_kinds(data.get("kinds") or {}, where),
     )
+
+
+def _parse_kinds(data: Any, where: str) -> dict[str, dict[str, Thresholds]]:
+    if not isinstance(data, dict):
+        raise PolicyError(f"{where}: kinds must be a mapping of kind -> {{categories: ...}}")
+    out: dict[str, dict[str, Thresholds]] = {}
+    for kind, spec in data.items():
+        if kind not in ("text", "image", "video"):
+            raise PolicyError(f"{where}: unknown kind {kind!r}")
+        cats = (spec or {}).get("categories") or {}
+        out[kind] = {str(c): Thresholds.parse(t, f"{where}: kinds.{kind}.{c}") for c, t in cats.items()}
+    return out
 
 
 _FILE_CACHE: dict[Path, tuple[float, Policy]] = {}
@@ -148,7 +169,7 @@ class PolicyStore:
             name=base.name, version=base.version, categories=cats, default=base.default,
             blocklist_terms=base.blocklist_terms + tuple(override.get("blocklist_terms") or ()),
             tenant=tenant, tenant_version=int(override["version"]),
-            review_blocked=bool(override.get("review_blocked", base.review_blocked)),
+            review_blocked=bool(override.get("review_blocked", base.review_blocked)), kinds=base.kinds,
         )
 
     def put_override(self, tenant: str, categories: dict[str, Any], blocklist_terms: list[str],

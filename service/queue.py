@@ -11,6 +11,7 @@ from service.config import Settings
 
 TEXT_TASK = "mod.text.classify"
 MEDIA_TASK = "mod.media.classify"
+HASHFILE_TASK = "mod.media.hashfile"
 WEBHOOK_TASK = "mod.webhook.deliver"
 RESCAN_TASK = "mod.rescan.chunk"
 RESCAN_PLAN_TASK = "mod.rescan.plan"
@@ -45,7 +46,8 @@ def make_celery(settings: Settings, name: str = "moderation") -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             # Must exceed the hard time limit of the longest task, or a slow task is delivered twice.
-            "visibility_timeout": max(settings.visibility_timeout_s, settings.task_time_limit_s + 10),
+            "visibility_timeout": max(settings.visibility_timeout_s, settings.task_time_limit_s + 10,
+                                      settings.media_task_time_limit_s + 10),
             "unacked_restore_interval": settings.unacked_restore_interval_s,
             "unacked_restore_throttle": settings.unacked_restore_throttle,
             "socket_timeout": settings.redis_socket_timeout_s,

@@ -67,6 +67,7 @@ def stack_values(tiny_model: Path, **overrides: object) -> dict[str, object]:
         "bootstrap_platform_key": "test-platform-key",
         "bootstrap_moderator_key": "test-moderator-key",
         "torch_threads": 1,
+        "policy_path": str(Path(__file__).parent / "support" / "policy.yaml"),
     }
     values.update(overrides)
     return values

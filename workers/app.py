@@ -15,7 +15,7 @@ log = logging.getLogger("workers")
 
 settings = get_settings()
 app = make_celery(settings, name="workers")
-app.conf.include = ["workers.tasks.text", "workers.tasks.webhooks", "workers.tasks.rescan"]
+app.conf.include = ["workers.tasks.text", "workers.tasks.webhooks", "workers.tasks.rescan", "workers.tasks.media"]
 app.conf.update(worker_max_memory_per_child=1_500_000)  # KiB; recycles a child that leaks (e.g. decoders)
 
 
@@ -43,6 +43,8 @@ def _stop_process(**_: Any) -> None:
 
 @worker_ready.connect
 def _requeue_stale(sender: Any, **_: Any) -> None:
-    from workers.recovery import requeue_stale
+    from workers.recovery import purge_blobs, requeue_stale
 
     requeue_stale(settings)
+    if "media" in os.environ.get("MOD_WORKER_QUEUES", ""):
+        purge_blobs(settings)

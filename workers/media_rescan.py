@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from service.store.blobs import BlobStore
 from service.store.rescans import RescanStore
 from workers import runtime
 
 
 def rescore_media(rt: runtime.Runtime, jobs: RescanStore, job_id: str, item: dict[str, Any]) -> None:
-    jobs.apply(job_id, item["id"], "skipped", audit_event="rescan_skipped",
-               audit={"job": job_id, "reason": f"no rescorer for kind {item['kind']}"})
+    from models.vision.errors import MediaError
+    from workers.media_pipeline import ModelUnavailable, evaluate
+    from workers.rescan_pipeline import record_outcome
+
+    blobs = BlobStore(rt.settings.blob_dir)
+    age = time.time() - float(item.get("created_at") or 0)
+    if not item.get("blob_key") or age > rt.settings.blob_retention_s or not blobs.exists(item["blob_key"]):
+        jobs.apply(job_id, item["id"], "skipped", audit_event="rescan_skipped",
+                   audit={"job": job_id, "reason": "blob_expired"})
+        return
+    policy = rt.policies.effective(item["tenant"]).for_kind(item["kind"])
+    try:
+        verdict, key = evaluate(item, blobs.path(item["blob_key"]), policy)
+    except (MediaError, ModelUnavailable) as exc:
+        jobs.apply(job_id, item["id"], "failed", audit_event="rescan_failed", audit={"job": job_id, "reason": str(exc)})
+        return
+    record_outcome(rt, jobs, job_id, item, verdict, key, policy)

@@ -14,6 +14,16 @@ from service.store.items import ItemStore
 log = logging.getLogger(__name__)
 
 
+def purge_blobs(settings: Settings) -> int:
+    """Drop uploads past the retention period (rescans then count those items as skipped)."""
+    from service.store.blobs import BlobStore
+
+    removed = BlobStore(settings.blob_dir).purge_older_than(settings.blob_retention_s)
+    if removed:
+        log.info("purged %d expired blob day folders", removed)
+    return removed
+
+
 def requeue_stale(settings: Settings) -> int:
     """Tasks are idempotent, so re-sending an item whose message still exists costs one cheap no-op."""
     try:

@@ -15,7 +15,7 @@ from service.store.items import verdict_key
 from service.store.rescans import RescanStore
 from service.store.reviews import item_priority, queue_key
 from workers import runtime
-from workers.text_pipeline import VERDICT_CACHE_TTL_S, build_verdict, needs_review
+from workers.text_pipeline import VERDICT_CACHE_TTL_S, VERDICT_FIELDS, build_verdict, needs_review
 
 log = logging.getLogger(__name__)
 SUB_BATCH = 16
@@ -184,8 +184,7 @@ def record_outcome(rt: runtime.Runtime, jobs: RescanStore, job_id: str, it: dict
     review = None
     if needs_review(verdict["decision"], policy) and it.get("review_status") not in ("pending", "claimed"):
         review = (queue_key(it["tenant"]), item_priority({**it, "scores": verdict["scores"]}))
-    fields = {k: verdict.get(k) for k in ("decision", "scores", "flagged", "reasons", "explanation", "models",
-                                          "policy_version")}
+    fields = {k: verdict.get(k) for k in VERDICT_FIELDS}
     fields.update({"verdict_key": key, "completed_at": now, "source": "model", **stamp})
     applied = jobs.apply(job_id, it["id"], "changed", fields=fields, old=old, blocked=blocked, review=review,
                          audit={"job": job_id, "from": it.get("decision"), "to": verdict["decision"],

@@ -109,6 +109,28 @@ def _load_text(rt: Runtime, slot: ModelSlot) -> None:
     log.info("text model %s loaded from %s (%d torch threads)", model.model_id, s.text_model_path, threads)
 
 
+def vision_models() -> ModelSlot:
+    """The image classifiers of this process (ONNX Runtime), loaded once; a missing file is reported."""
+    rt = get_runtime()
+    slot = rt.models.get("vision")
+    if slot is None:
+        slot = ModelSlot()
+        from models.vision.classifiers import load_classifiers
+
+        m = rt.settings.media
+        try:
+            models = load_classifiers(m.models, m.model_dir, m.onnx_threads)
+        except Exception as exc:  # noqa: BLE001 - any load failure is reported the same way
+            slot.error = f"cannot load image models from {m.model_dir}: {type(exc).__name__}: {exc}"
+            log.error("IMAGE MODELS FAILED TO LOAD: %s", slot.error)
+        else:
+            slot.obj = models
+            slot.model_id = "+".join(f"{i['name']}@{i['version']}" for i in (x.info() for x in models))
+            log.info("image models %s loaded", slot.model_id)
+        rt.models["vision"] = slot
+    return slot
+
+
 def _heartbeat_loop(rt: Runtime) -> None:
     while not rt.stop.is_set():
         try:
@@ -122,6 +144,8 @@ def start_process() -> None:
     rt = get_runtime()
     if "text" in rt.queues or "rescan" in rt.queues:
         text_model()
+    if "media" in rt.queues or "rescan" in rt.queues:
+        vision_models()
     threading.Thread(target=_heartbeat_loop, args=(rt,), name="heartbeat", daemon=True).start()
 
 

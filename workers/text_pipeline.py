@@ -17,6 +17,7 @@ from workers.verdicts import blocklist_reasons
 log = logging.getLogger(__name__)
 
 VERDICT_CACHE_TTL_S = 7 * 86400
+VERDICT_FIELDS = ("decision", "scores", "flagged", "reasons", "explanation", "models", "policy_version", "media")
 EMPTY_NOTE = {"type": "note", "code": "empty_text", "message": "text is whitespace only; nothing to classify"}
 
 
@@ -113,8 +114,7 @@ def finish_all(done: list[tuple[dict[str, Any], dict[str, Any], str, Policy]]) -
             review = (queue_key(item["tenant"]), item_priority({**item, "scores": verdict["scores"]}))
         transitions.append(Transition(
             item["id"], "done", ("processing",), "verdict",
-            fields={**{k: verdict.get(k) for k in ("decision", "scores", "flagged", "reasons", "explanation",
-                                                   "models", "policy_version")},
+            fields={**{k: verdict.get(k) for k in VERDICT_FIELDS},
                     "verdict_key": key, "completed_at": time.time(), "source": "model"},
             data={"decision": verdict["decision"], "policy_version": verdict["policy_version"],
                   "models": verdict["models"], "flagged": verdict["flagged"]},

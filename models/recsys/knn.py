@@ -29,24 +29,53 @@ class UserKNN(Recommender):
         # rank_shrinkage to the weight sum, pulling items backed by little similarity towards the user's mean.
         # Without it, a film one weak neighbour rated 5 tops the list (catalogue P@10 0.081 -> 0.120 on fold 0).
         self.candidates, self.rank_shrinkage = candidates, rank_shrinkage
-        self.mask = np.zeros((0, 0))
-        self.centred = np.zeros((0, 0))
+        # Row buffers with spare capacity: folding in a new user must not copy the whole user x item matrix.
+        self._n = 0
+        self._mask = np.zeros((0, 0))
+        self._centred = np.zeros((0, 0))
+        self._sim = np.zeros((0, 0))
         self.means = np.zeros(0)
-        self.sim = np.zeros((0, 0))
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self._mask[: self._n]
+
+    @property
+    def centred(self) -> np.ndarray:
+        return self._centred[: self._n]
+
+    @property
+    def sim(self) -> np.ndarray:
+        return self._sim[: self._n, : self._n]
+
+    def _grow(self, n_needed: int) -> None:
+        cap = self._mask.shape[0]
+        if n_needed <= cap:
+            return
+        new_cap = max(n_needed, int(cap * 1.25) + 64)  # amortised: one copy per ~25 % growth
+        n_i = self._mask.shape[1]
+        for name in ("_mask", "_centred"):
+            buf = np.zeros((new_cap, n_i))
+            buf[: self._n] = getattr(self, name)[: self._n]
+            setattr(self, name, buf)
+        sim = np.zeros((new_cap, new_cap))
+        sim[: self._n, : self._n] = self._sim[: self._n, : self._n]
+        self._sim = sim
 
     def fit(self, data: Ratings) -> UserKNN:
         self._index(data)
         n_u, n_i = data.n_users, data.n_items
-        self.mask = np.zeros((n_u, n_i))
-        self.mask[data.users, data.items] = 1.0
+        self._n = n_u
+        self._mask = np.zeros((n_u, n_i))
+        self._mask[data.users, data.items] = 1.0
         raw = np.zeros((n_u, n_i))
         raw[data.users, data.items] = data.values
         counts = self.mask.sum(axis=1)
         sums = raw.sum(axis=1)
         self.means = np.where(counts > 0, sums / np.maximum(counts, 1), self.global_mean)
-        self.centred = (raw - self.means[:, None]) * self.mask
-        self.sim = self._similarity(self.centred, self.mask, self.centred, self.mask)
-        np.fill_diagonal(self.sim, 0.0)
+        self._centred = (raw - self.means[:, None]) * self._mask
+        self._sim = self._similarity(self._centred, self._mask, self._centred, self._mask)
+        np.fill_diagonal(self._sim, 0.0)
         return self
 
     def _similarity(self, xa: np.ndarray, ma: np.ndarray, xb: np.ndarray, mb: np.ndarray) -> np.ndarray:
@@ -138,13 +167,13 @@ class UserKNN(Recommender):
         mean = float(ratings.mean()) if len(ratings) else self.global_mean
         x = np.zeros(n_i)
         x[items] = ratings - mean
-        if u == self.mask.shape[0]:
-            self.mask = np.vstack([self.mask, m])
-            self.centred = np.vstack([self.centred, x])
+        if u == self._n:
+            self._grow(u + 1)
+            self._n = u + 1
             self.means = np.append(self.means, mean)
-            self.sim = np.pad(self.sim, ((0, 1), (0, 1)))
         else:
-            self.mask[u], self.centred[u], self.means[u] = m, x, mean
+            self.means[u] = mean
+        self.mask[u], self.centred[u] = m, x
         row = self._similarity(x[None, :], m[None, :], self.centred, self.mask)[0]
         row[u] = 0.0
         self.sim[u, :] = row

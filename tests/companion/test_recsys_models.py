@@ -125,3 +125,19 @@ def test_ranking_metrics() -> None:
     p, r, n = ranking_at_k([1, 2, 3, 4], {2, 9}, 4)
     assert (p, r) == (0.25, 0.5)
     assert n == pytest.approx((1 / np.log2(3)) / (1 + 1 / np.log2(3)))
+
+
+def test_knn_new_user_fold_in_equals_refit(ratings: Ratings) -> None:
+    """Folding in users the model never saw gives exactly the similarities a full refit gives."""
+    last = ratings.n_users - 3
+    keep = ratings.users < last
+    partial = Ratings(ratings.users[keep], ratings.items[keep], ratings.values[keep], ratings.user_ids[:last],
+                      ratings.item_ids)
+    full = UserKNN().fit(ratings)
+    grown = UserKNN().fit(partial)
+    for u in range(last, ratings.n_users):  # three appends: the first one grows the buffers
+        sel = ratings.users == u
+        grown.set_user(u, ratings.items[sel], ratings.values[sel])
+    np.testing.assert_allclose(grown.sim, full.sim, atol=1e-12)
+    np.testing.assert_allclose(grown.scores_for_user(5), full.scores_for_user(5), atol=1e-9)
+    assert grown.predict_inner(ratings.n_users - 1, 49) == pytest.approx(full.predict_inner(ratings.n_users - 1, 49))

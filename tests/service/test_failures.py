@@ -35,7 +35,7 @@ def test_worker_sigkill_mid_task_loses_nothing(redis_server: RedisServer, tiny_m
     redis.Redis.from_url(url).flushdb()
     # Short limits so the orphaned message is redelivered within seconds; visibility > hard limit.
     values = stack_values(tiny_model, fault_pause_marker="@@pause@@", fault_pause_s=5, task_soft_time_limit_s=7,
-                          task_time_limit_s=8, visibility_timeout_s=10, unacked_restore_interval_s=1,
+                          task_time_limit_s=8, media_task_soft_time_limit_s=7, media_task_time_limit_s=8, visibility_timeout_s=10, unacked_restore_interval_s=1,
                           unacked_restore_throttle=1)
     first = WorkerProcess(url, settings_env(values), log_path=tmp_path / "w1.log").start()
     second = None

@@ -120,7 +120,7 @@ def test_rescan_survives_sigkill_exactly_once(redis_server: RedisServer, tiny_mo
     url = redis_server.url(5)
     redis.Redis.from_url(url).flushdb()
     live = stack_values(tiny_model)
-    fast = dict(task_soft_time_limit_s=7, task_time_limit_s=8, visibility_timeout_s=10, unacked_restore_interval_s=1,
+    fast = dict(task_soft_time_limit_s=7, task_time_limit_s=8, media_task_soft_time_limit_s=7, media_task_time_limit_s=8, visibility_timeout_s=10, unacked_restore_interval_s=1,
                 unacked_restore_throttle=1)
     slow = stack_values(tiny_model, fault_pause_marker="slowrescan", fault_pause_s=0.4, rescan_chunk_size=50, **fast)
     text_worker = WorkerProcess(url, settings_env(live), log_path=tmp_path / "text.log").start()

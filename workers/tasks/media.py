@@ -1,0 +1,59 @@
+"""Owns the media tasks: moderate an uploaded image/video, and hash a file into a tenant's hash list."""
+
+from __future__ import annotations
+
+import json
+
+from celery.exceptions import SoftTimeLimitExceeded
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from service.queue import HASHFILE_TASK, MEDIA_TASK
+from workers import media_pipeline, runtime, text_pipeline
+from workers.app import app, settings
+
+_COMMON = {"acks_late": True, "reject_on_worker_lost": True, "soft_time_limit": settings.media_task_soft_time_limit_s,
+           "time_limit": settings.media_task_time_limit_s,
+           "autoretry_for": (RedisConnectionError, RedisTimeoutError), "retry_backoff": True,
+           "retry_backoff_max": 60, "retry_jitter": True, "max_retries": settings.task_max_retries}
+
+
+@app.task(name=MEDIA_TASK, **_COMMON)
+def classify_media(item_id: str) -> None:
+    """Moderate one uploaded image or video; bad files end `rejected` with a stable code."""
+    try:
+        media_pipeline.run(item_id)
+    except SoftTimeLimitExceeded:
+        text_pipeline.fail([item_id], "timeout", f"media scoring exceeded {settings.media_task_soft_time_limit_s}s")
+    except (RedisConnectionError, RedisTimeoutError):
+        raise
+    except Exception as exc:
+        text_pipeline.fail([item_id], "internal_error", f"{type(exc).__name__}: {exc}")
+        raise
+
+
+@app.task(name=HASHFILE_TASK, **_COMMON)
+def hash_file(job_id: str, tenant: str, name: str, blob_key: str) -> None:
+    """SHA-256 + PDQ of an uploaded file, added to the tenant's list; the upload is deleted afterwards."""
+    from models.vision.errors import MediaError
+    from models.vision.pipeline import prepare_file
+    from service.store import hashlists
+    from service.store.blobs import BlobStore
+
+    rt = runtime.get_runtime()
+    blobs = BlobStore(settings.blob_dir)
+    key = f"mod:hashjob:{job_id}"
+    try:
+        prepared = prepare_file(blobs.path(blob_key), settings.media)
+        added = hashlists.add_hashes(rt.redis, tenant, name, "sha256", [prepared.sha256])
+        pdq = sorted(set(prepared.pdq_hex()))
+        if pdq:
+            added += hashlists.add_hashes(rt.redis, tenant, name, "pdq", pdq)
+        result = {"sha256": prepared.sha256, "pdq": pdq, "added": added, "kind": prepared.kind}
+        rt.redis.hset(key, mapping={"status": "done", "result": json.dumps(result)})
+    except MediaError as exc:
+        rt.redis.hset(key, mapping={"status": "rejected", "error_code": exc.code, "error_message": exc.message})
+    finally:
+        blobs.delete(blob_key)
+        rt.redis.rpush(f"mod:notify:{job_id}", "1")
+        rt.redis.expire(f"mod:notify:{job_id}", 60)
