@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -157,6 +158,8 @@ def main() -> None:
                 names.append(f"onnxruntime {'int8' if int8 else 'fp32'} (decisions agree {agree:.4f})")
                 fns.append(fn)
         measured = rates(fns, texts, args.repeat)
+        if args.onnx:
+            shutil.rmtree(tmp, ignore_errors=True)
         rows += [(label, n, r, r / measured[0]) for n, r in zip(names, measured, strict=True)]
     print(f"{'texts':6s} {'path':48s} {'texts/s':>9s} {'x bare':>7s}")
     for label, name, r, ratio in rows:

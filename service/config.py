@@ -14,7 +14,7 @@ from service.media_config import MediaSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 # Placeholder secrets are fine on a laptop and refused anywhere else (see _refuse_placeholders).
-PLACEHOLDER_SECRETS = {"dev-admin-key", "dev-platform-key", "dev-moderator-key", "changeme", ""}
+PLACEHOLDER_SECRETS = {"dev-admin-key", "dev-platform-key", "dev-moderator-key", "changeme"}
 
 
 class Settings(BaseSettings):
@@ -106,10 +106,14 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         if self.env == "prod":
-            for name in ("bootstrap_admin_key", "bootstrap_platform_key", "bootstrap_moderator_key"):
+            admin = self.bootstrap_admin_key.get_secret_value()
+            if admin in PLACEHOLDER_SECRETS or len(admin) < 16:
+                raise ValueError("MOD_BOOTSTRAP_ADMIN_KEY is a placeholder or shorter than 16 characters")
+            # The platform/moderator bootstrap keys are optional: empty means "install none".
+            for name in ("bootstrap_platform_key", "bootstrap_moderator_key"):
                 value = getattr(self, name)
                 if value is not None and value.get_secret_value() in PLACEHOLDER_SECRETS:
-                    raise ValueError(f"MOD_{name.upper()} is a placeholder; set a real secret in prod")
+                    raise ValueError(f"MOD_{name.upper()} is a dev placeholder; set a real secret or leave it empty")
         if self.fault_pause_marker and self.env == "prod":
             raise ValueError("MOD_FAULT_PAUSE_MARKER is for tests only and refused in prod")
         return self

@@ -13,6 +13,7 @@ import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,16 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
             # FastAPI's message for a body that is not UTF-8 (json.loads raised UnicodeDecodeError).
             return _json(400, "invalid_encoding", "request body is not valid UTF-8 JSON")
+        if exc.status_code == 413:  # a streamed body crossed the limit (see service.middleware)
+            return _json(413, "body_too_large", str(exc.detail))
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return _json(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    async def _broker_down(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("broker unavailable: %s", exc)
+        return _json(503, "queue_unavailable", "the task queue is unreachable; retry later",
+                     headers={"Retry-After": "5"})
 
     @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(redis.exceptions.TimeoutError)

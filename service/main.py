@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from service.api.deps import Services
 from service.api.routes import admin, hashlists, health, media, moderations, policies, rescans, reviews
+from service.api.routes.health import StoreCollector
 from service.config import Settings, get_settings
 from service.errors import install_error_handlers
 from service.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.metrics = Metrics()
+    app.state.metrics.registry.register(StoreCollector(app))
     install_error_handlers(app)
     for router in (media.router, moderations.router, hashlists.router, reviews.router, reviews.appeals,
                    rescans.router, admin.router, policies.router, health.router):
@@ -73,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def limit_for(path: str) -> int:
         if path.endswith("/image"):
             return settings.media.max_image_bytes + 64 * 1024  # multipart framing overhead
-        if path.endswith("/video"):
+        if path.endswith("/video") or (path.startswith("/v1/hashlists/") and path.endswith("/file")):
             return settings.media.max_video_bytes + 64 * 1024
         return settings.max_body_bytes
 

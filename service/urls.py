@@ -29,16 +29,30 @@ def _allowed(host: str, ips: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Addr
     return False
 
 
+# Special-purpose ranges that some Python versions still report as global (CGNAT hosts cloud metadata).
+_NOT_PUBLIC = [ipaddress.ip_network(n) for n in ("100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15")]
+
+
 def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                or ip.is_reserved or ip.is_unspecified)
+    if any(ip.version == net.version and ip in net for net in _NOT_PUBLIC):
+        return False
+    return ip.is_global and not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
+                                 or ip.is_reserved or ip.is_unspecified)
 
 
 def validate_callback_url(url: str, allow: Sequence[str], allow_http: bool = True,
                           resolve: bool = True) -> str:
-    """Return the URL if a webhook may be sent there; raise CallbackUrlError saying why not.
+    """Return the URL if a webhook may be sent there; raise CallbackUrlError saying why not."""
+    resolve_callback(url, allow, allow_http, resolve)
+    return url
 
-    Called at submission and again at delivery, because DNS can change in between (rebinding).
+
+def resolve_callback(url: str, allow: Sequence[str], allow_http: bool = True,
+                     resolve: bool = True) -> str | None:
+    """Validate and return the IP address a delivery must connect to (None when not resolved).
+
+    Delivery connects to exactly this address (see workers.tasks.webhooks), so a DNS answer that changes
+    between this check and the connection (rebinding) cannot redirect the request inside the network.
     """
     try:
         parts = urlsplit(url)
@@ -63,12 +77,13 @@ def validate_callback_url(url: str, allow: Sequence[str], allow_http: bool = Tru
             except OSError as exc:
                 raise CallbackUrlError(f"host {host!r} does not resolve") from exc
             ips = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    first = str(ips[0]) if ips else None
     if _allowed(host, ips, allow):
-        return url
+        return first
     bad = [str(ip) for ip in ips if not _is_public(ip)]
     if bad or host.lower() == "localhost":
         raise CallbackUrlError(
             f"host {host!r} resolves to a private or loopback address ({', '.join(bad) or host}); "
             "add it to MOD_CALLBACK_ALLOW_HOSTS to permit it"
         )
-    return url
+    return first

@@ -32,7 +32,7 @@ def watch(jobs: RescanStore, job_id: str, poll_s: float = 0.5) -> dict:
         bar.set_postfix(changed=job["changed"], failed=job["failed"], skipped=job["skipped"],
                         status=job["status"])
         bar.refresh()
-        if job["status"] in ("done", "cancelled"):
+        if job["status"] in ("done", "cancelled", "failed"):
             bar.close()
             return job
         time.sleep(poll_s)

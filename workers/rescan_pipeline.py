@@ -87,6 +87,12 @@ def yield_to_live(rt: runtime.Runtime, broker: redis.Redis) -> None:
         time.sleep(0.05)
 
 
+def fail_planning(job_id: str, reason: str) -> None:
+    """Planning could not finish: stop the job (chunks already sent still count) instead of hanging."""
+    rt = runtime.get_runtime()
+    rt.redis.hset(f"mod:rescan:{job_id}", mapping={"status": "failed", "error": reason, "finished_at": time.time()})
+
+
 def fail_uncounted(job_id: str, ids: list[str], reason: str) -> None:
     """An unexpected error must not leave items uncounted (the job would never finish)."""
     rt = runtime.get_runtime()
@@ -139,7 +145,7 @@ def _rescore(rt: runtime.Runtime, jobs: RescanStore, job_id: str, batch: list[di
     model = slot.obj
     policies: dict[str, Policy] = {}
     for it in text:
-        policies.setdefault(it["tenant"], rt.policies.effective(it["tenant"]))
+        policies.setdefault(it["tenant"], rt.policies.effective(it["tenant"]).for_kind("text"))
     keys = [verdict_key(it["content_hash"], model.model_id, policies[it["tenant"]].id) for it in text]
     cached = rt.items.cached_verdicts(keys)
     todo = {it["content_hash"]: it["text"] for it, hit in zip(text, cached, strict=True)
@@ -186,7 +192,9 @@ def record_outcome(rt: runtime.Runtime, jobs: RescanStore, job_id: str, it: dict
         review = (queue_key(it["tenant"]), item_priority({**it, "scores": verdict["scores"]}))
     fields = {k: verdict.get(k) for k in VERDICT_FIELDS}
     fields.update({"verdict_key": key, "completed_at": now, "source": "model", **stamp})
+    version = "" if it.get("verdict_version") is None else str(it["verdict_version"])
     applied = jobs.apply(job_id, it["id"], "changed", fields=fields, old=old, blocked=blocked, review=review,
+                         expect_version=version,
                          audit={"job": job_id, "from": it.get("decision"), "to": verdict["decision"],
                                 "policy_version": verdict["policy_version"], "models": verdict["models"]})
     if applied and it.get("callback_url"):

@@ -62,7 +62,7 @@ def run(item_ids: list[str]) -> None:
     policies: dict[str, Policy] = {}
     for it in items:
         if it["tenant"] not in policies:
-            policies[it["tenant"]] = rt.policies.effective(it["tenant"])
+            policies[it["tenant"]] = rt.policies.effective(it["tenant"]).for_kind("text")
     keys = [verdict_key(it["content_hash"], model.model_id, policies[it["tenant"]].id) for it in items]
     cached = rt.items.cached_verdicts(keys)
     # Score each distinct non-empty text once, however many items carry it.

@@ -24,7 +24,7 @@ from models.text.labels import CATEGORIES
 from models.text.tiny import minilm_path
 
 NAME = "modtext-minilm"
-BUILD_VERSION = "1.0.0"
+BUILD_VERSION = "1.1.0"
 SEED = 13
 MAX_LEN = 128
 L2 = 0.03

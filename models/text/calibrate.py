@@ -18,7 +18,7 @@ import yaml
 
 from models.text.labels import CATEGORIES
 
-REVIEW_PRECISION = 0.5
+REVIEW_PRECISION = 0.7
 BLOCK_PRECISION = 0.9
 UNREACHABLE = 0.999  # a threshold that effectively never fires, used when the target cannot be met
 
@@ -93,6 +93,9 @@ def write_policy(policy: Path, thresholds: dict[str, Any], model_id: str) -> int
         "# Term blocklist: exact terms or wildcards (*); a match forces at least `review`.",
         "blocklist:",
         f"  terms: {_flow((current.get('blocklist') or {}).get('terms') or [])}",
+        # Sections the text calibration does not own are carried over unchanged (image/video thresholds).
+        *([f"review_blocked: {str(bool(current['review_blocked'])).lower()}"] if "review_blocked" in current else []),
+        *(["kinds:", *(f"  {k}: {_flow(v)}" for k, v in current["kinds"].items())] if current.get("kinds") else []),
         "calibration:",
         f"  model: {model_id}",
         *(f"  {c}: {_flow(thresholds['calibration'][c])}" for c in order),

@@ -177,7 +177,9 @@ class ItemStore:
     def create(self, items: Sequence[NewItem], idem_key: str = "", idem_value: dict[str, Any] | None = None,
                idem_ttl_s: int = 86400) -> CreateResult:
         """Create all items atomically; with an idempotency key, a repeat returns the first record."""
-        ts = now_s()
+        base = time.time()
+        # One distinct timestamp per item (µs apart): the newest-first cursor is a score, ties would be skipped.
+        stamps = [f"{base + i * 1e-6:.6f}" for i in range(len(items))]
         payload = {
             "idem_key": idem_key,
             "idem_value": json.dumps(idem_value or {}),
@@ -196,7 +198,7 @@ class ItemStore:
                     }),
                     "audit": json.dumps({"kind": it.kind, "content_hash": it.content_hash}),
                 }
-                for it in items
+                for it, ts in zip(items, stamps, strict=True)
             ],
         }
         created, existing = self._create(args=[json.dumps(payload)])

@@ -25,6 +25,20 @@ local r = cjson.decode(ARGV[1])
 local job = 'mod:rescan:' .. r.job
 if redis.call('SISMEMBER', job .. ':seen', r.id) == 1 then return 0 end
 local key = 'mod:item:' .. r.id
+local applied = 1
+if r.bucket == 'changed' then
+  -- The item may have changed while we scored it: a human decided or claimed it, or another rescan wrote
+  -- a newer verdict. Then the rescan result is stale: count it unchanged and leave the item alone.
+  local src = redis.call('HGET', key, 'source') or ''
+  local rs = redis.call('HGET', key, 'review_status') or ''
+  local ver = redis.call('HGET', key, 'verdict_version') or ''
+  if src == 'human' or rs == 'claimed' or ver ~= r.expect_version then
+    r.bucket = 'unchanged'
+    r.fields = {}
+    r.audit_event = 'rescan_conflict'
+    applied = 2
+  end
+end
 if r.bucket == 'changed' then
   redis.call('RPUSH', 'mod:versions:' .. r.id, r.old)
   local flat = {}
@@ -56,7 +70,7 @@ redis.call('SADD', job .. ':seen', r.id)
 redis.call('HINCRBY', job, r.bucket, 1)
 if r.disagree == 1 then redis.call('HINCRBY', job, 'human_disagreements', 1) end
 redis.call('HSET', job, 'last_at', r.at)
-return 1
+return applied
 """
 
 
@@ -102,15 +116,19 @@ class RescanStore:
     def apply(self, job_id: str, item_id: str, bucket: str, *, fields: dict[str, Any] | None = None,
               old: dict[str, Any] | None = None, audit_event: str = "", audit: dict[str, Any] | None = None,
               blocked: tuple[str, str, str] | None = None, review: tuple[str, float] | None = None,
-              disagree: bool = False) -> bool:
-        """Count one item's outcome (and apply a changed verdict) exactly once; False if already counted."""
+              disagree: bool = False, expect_version: str = "") -> bool:
+        """Count one item's outcome (and apply a changed verdict) exactly once.
+
+        True only when this call counted the item and, for `changed`, wrote the new verdict; a stale change
+        (the item was decided, claimed or re-verdicted meanwhile) is counted `unchanged` and returns False.
+        """
         req = {"job": job_id, "id": item_id, "bucket": bucket, "fields": _encode(fields or {}),
                "old": json.dumps(old or {}), "audit_event": audit_event, "audit": json.dumps(audit or {}),
                "at": now_s(), "blocked_op": blocked[0] if blocked else "",
                "blocked_key": blocked_key(blocked[1]) if blocked else "", "ext": blocked[2] if blocked else "",
                "review_key": review[0] if review else "", "review_score": review[1] if review else 0,
-               "disagree": 1 if disagree else 0}
-        return bool(self._apply(args=[json.dumps(req)]))
+               "disagree": 1 if disagree else 0, "expect_version": expect_version}
+        return int(self._apply(args=[json.dumps(req)])) == 1
 
     def maybe_finish(self, job_id: str) -> bool:
         key = f"mod:rescan:{job_id}"

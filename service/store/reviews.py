@@ -228,9 +228,23 @@ class ReviewStore:
         """Queue order; `after` = (score, id) of the last item seen. Ties on score are ordered by id, as in
         Redis, so the cursor never skips or repeats an item."""
         self.sweep(tenant)
-        lo = repr(after[0]) if after is not None else "-inf"
-        rows = self.r.zrangebyscore(queue_key(tenant), lo, "+inf", start=0, num=limit + 64, withscores=True)
-        out = [(i, float(s)) for i, s in rows if after is None or (float(s), i) > (after[0], after[1])]
+        key = queue_key(tenant)
+        if after is None:
+            rows = self.r.zrange(key, 0, limit - 1, withscores=True)
+            return [(i, float(s)) for i, s in rows]
+        rank = self.r.zrank(key, after[1])
+        if rank is not None and float(self.r.zscore(key, after[1]) or 0) == after[0]:
+            rows = self.r.zrange(key, rank + 1, rank + limit, withscores=True)
+            return [(i, float(s)) for i, s in rows]
+        # The cursor item left the queue (claimed/decided): continue from its score, skipping ties by id.
+        out: list[tuple[str, float]] = []
+        offset = 0
+        while len(out) < limit:
+            rows = self.r.zrangebyscore(key, repr(after[0]), "+inf", start=offset, num=limit + 256, withscores=True)
+            if not rows:
+                break
+            offset += len(rows)
+            out += [(i, float(s)) for i, s in rows if (float(s), i) > (after[0], after[1])]
         return out[:limit]
 
     def claimed(self, tenant: str) -> list[str]:

@@ -15,11 +15,9 @@ from service.main import create_app
 from service.store.items import ItemStore
 from tests.conftest import stack_values
 from tests.support.redis_server import RedisServer, free_port
-from tests.support.workers import WorkerProcess, poll, settings_env
+from tests.support.workers import FAST_REDELIVERY, WorkerProcess, poll, settings_env
 
 PLATFORM = {"Authorization": "Bearer test-platform-key"}
-
-
 @contextmanager
 def gateway(url: str, values: dict[str, object]) -> Iterator[TestClient]:
     with TestClient(create_app(Settings(redis_url=url, **values))) as client:  # type: ignore[arg-type]
@@ -33,10 +31,7 @@ def status_of(api: TestClient, item_id: str) -> str:
 def test_worker_sigkill_mid_task_loses_nothing(redis_server: RedisServer, tiny_model: Path, tmp_path: Path) -> None:
     url = redis_server.url(3)
     redis.Redis.from_url(url).flushdb()
-    # Short limits so the orphaned message is redelivered within seconds; visibility > hard limit.
-    values = stack_values(tiny_model, fault_pause_marker="@@pause@@", fault_pause_s=5, task_soft_time_limit_s=7,
-                          task_time_limit_s=8, media_task_soft_time_limit_s=7, media_task_time_limit_s=8, visibility_timeout_s=10, unacked_restore_interval_s=1,
-                          unacked_restore_throttle=1)
+    values = stack_values(tiny_model, fault_pause_marker="@@pause@@", fault_pause_s=5, **FAST_REDELIVERY)
     first = WorkerProcess(url, settings_env(values), log_path=tmp_path / "w1.log").start()
     second = None
     try:

@@ -20,7 +20,8 @@ REVIEW_ALL = {c: {"review": 0.01, "block": 0.999} for c in CATEGORIES}
 
 def review_tenant(api: TestClient) -> tuple[dict[str, str], str]:
     headers, tenant = new_key(api)
-    assert api.put(f"/v1/policies/{tenant}", json={"categories": REVIEW_ALL}, headers=admin_headers()).status_code == 200
+    resp = api.put(f"/v1/policies/{tenant}", json={"categories": REVIEW_ALL}, headers=admin_headers())
+    assert resp.status_code == 200
     return headers, tenant
 
 

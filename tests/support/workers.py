@@ -16,6 +16,11 @@ from pathlib import Path
 import redis
 
 ROOT = Path(__file__).resolve().parents[2]
+# Short limits so an orphaned message is redelivered within seconds; visibility stays above every hard limit.
+FAST_REDELIVERY: dict[str, object] = dict(
+    task_soft_time_limit_s=7, task_time_limit_s=8, media_task_soft_time_limit_s=7, media_task_time_limit_s=8,
+    visibility_timeout_s=10, unacked_restore_interval_s=1, unacked_restore_throttle=1)
+
 
 
 def settings_env(values: Mapping[str, object]) -> dict[str, str]:

@@ -43,6 +43,7 @@ def hash_file(job_id: str, tenant: str, name: str, blob_key: str) -> None:
     rt = runtime.get_runtime()
     blobs = BlobStore(settings.blob_dir)
     key = f"mod:hashjob:{job_id}"
+    outcome: dict[str, str]
     try:
         prepared = prepare_file(blobs.path(blob_key), settings.media)
         added = hashlists.add_hashes(rt.redis, tenant, name, "sha256", [prepared.sha256])
@@ -50,10 +51,15 @@ def hash_file(job_id: str, tenant: str, name: str, blob_key: str) -> None:
         if pdq:
             added += hashlists.add_hashes(rt.redis, tenant, name, "pdq", pdq)
         result = {"sha256": prepared.sha256, "pdq": pdq, "added": added, "kind": prepared.kind}
-        rt.redis.hset(key, mapping={"status": "done", "result": json.dumps(result)})
+        outcome = {"status": "done", "result": json.dumps(result)}
     except MediaError as exc:
-        rt.redis.hset(key, mapping={"status": "rejected", "error_code": exc.code, "error_message": exc.message})
-    finally:
-        blobs.delete(blob_key)
-        rt.redis.rpush(f"mod:notify:{job_id}", "1")
-        rt.redis.expire(f"mod:notify:{job_id}", 60)
+        outcome = {"status": "rejected", "error_code": exc.code, "error_message": exc.message}
+    except (RedisConnectionError, RedisTimeoutError):
+        raise  # retried with the upload still on disk
+    except (Exception, SoftTimeLimitExceeded) as exc:
+        outcome = {"status": "failed", "error_code": "internal_error", "error_message": f"{type(exc).__name__}: {exc}"}
+    # Terminal outcome: only now is the upload no longer needed.
+    rt.redis.hset(key, mapping=outcome)
+    blobs.delete(blob_key)
+    rt.redis.rpush(f"mod:notify:{job_id}", "1")
+    rt.redis.expire(f"mod:notify:{job_id}", 60)

@@ -10,14 +10,19 @@ from service.queue import RESCAN_PLAN_TASK, RESCAN_TASK
 from workers import rescan_pipeline
 from workers.app import app, settings
 
-_RETRY = {"autoretry_for": (RedisConnectionError, RedisTimeoutError), "retry_backoff": True,
+# Chunks may hold videos and the planner pages the whole store: both get the media limits.
+_RETRY = {"soft_time_limit": settings.media_task_soft_time_limit_s, "time_limit": settings.media_task_time_limit_s,
+          "autoretry_for": (RedisConnectionError, RedisTimeoutError), "retry_backoff": True,
           "retry_backoff_max": 60, "retry_jitter": True, "max_retries": settings.task_max_retries}
 
 
 @app.task(name=RESCAN_PLAN_TASK, acks_late=True, reject_on_worker_lost=True, **_RETRY)
 def plan_rescan(job_id: str) -> None:
     """Select the job's items and fan out chunk tasks."""
-    rescan_pipeline.plan(job_id)
+    try:
+        rescan_pipeline.plan(job_id)
+    except SoftTimeLimitExceeded:
+        rescan_pipeline.fail_planning(job_id, "planning exceeded the time limit")
 
 
 @app.task(name=RESCAN_TASK, acks_late=True, reject_on_worker_lost=True, **_RETRY)

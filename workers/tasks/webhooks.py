@@ -7,6 +7,7 @@ import random
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from celery import Task
@@ -14,12 +15,23 @@ from celery import Task
 from service.queue import WEBHOOK_TASK
 from service.security import sign_webhook
 from service.store.apikeys import TenantStore
-from service.urls import CallbackUrlError, validate_callback_url
+from service.urls import CallbackUrlError, resolve_callback
 from service.views import public_item
 from workers import runtime
 from workers.app import app, settings
 
 RETRY_STATUS = {408, 425, 429}
+
+
+def pin(url: str, ip: str | None, headers: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """Connect to the validated IP while keeping the Host header and TLS SNI/certificate name of the URL."""
+    parts = urlsplit(url)
+    if ip is None or parts.hostname is None or parts.hostname == ip:
+        return url, {}
+    headers["host"] = parts.netloc
+    host = f"[{ip}]" if ":" in ip else ip
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc)), {"sni_hostname": parts.hostname}
 
 
 def backoff_s(retries: int) -> float:
@@ -40,7 +52,7 @@ def deliver(self: Task, item_id: str, event: str) -> None:
     attempt: dict[str, Any] = {"attempt": self.request.retries + 1, "at": time.time(), "url": url,
                                "event": event, "ok": False, "final": False}
     try:
-        validate_callback_url(url, settings.callback_allow_hosts, settings.callback_allow_http)
+        pinned_ip = resolve_callback(url, settings.callback_allow_hosts, settings.callback_allow_http)
     except CallbackUrlError as exc:
         rt.items.record_delivery(item_id, {**attempt, "error": f"refused: {exc}", "final": True})
         return
@@ -54,8 +66,9 @@ def deliver(self: Task, item_id: str, event: str) -> None:
     start = time.perf_counter()
     retry = False
     try:
-        resp = httpx.post(url, content=body, headers=headers, timeout=settings.webhook_timeout_s,
-                          follow_redirects=False)
+        target, extensions = pin(url, pinned_ip, headers)
+        resp = httpx.post(target, content=body, headers=headers, timeout=settings.webhook_timeout_s,
+                          follow_redirects=False, extensions=extensions)
         attempt["status_code"] = resp.status_code
         attempt["ok"] = 200 <= resp.status_code < 300
         retry = resp.status_code >= 500 or resp.status_code in RETRY_STATUS

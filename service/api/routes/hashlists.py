@@ -33,6 +33,15 @@ def _call(fn: Any, *args: Any) -> Any:
         raise ApiError(str(exc), code=exc.code, status=422) from exc
 
 
+@router.get("/jobs/{job_id}", tags=["hashlists"])
+def hash_job(job_id: str, services: ServicesDep, _: AdminOnly) -> dict[str, Any]:
+    """Result of a file-hashing job: added hashes, or the decode error."""
+    raw = services.redis.hgetall(f"mod:hashjob:{job_id}")
+    if not raw:
+        raise NotFound(f"no hash job {job_id!r}", code="hash_job_not_found")
+    return {**raw, "result": json.loads(raw["result"]) if raw.get("result") else None}
+
+
 @router.get("/{tenant}")
 def list_lists(tenant: str, services: ServicesDep, _: AdminOnly) -> dict[str, Any]:
     """Names of the tenant's hash lists."""
@@ -79,21 +88,15 @@ async def add_file(tenant: str, name: str, services: ServicesDep, _: AdminOnly, 
         blob = await run_in_threadpool(BlobStore(services.settings.blob_dir).put, file.file, f"{job_id}.upload", limit)
     except BlobTooLarge as exc:
         raise ApiError("file too large", code="file_too_large", status=413) from exc
-    services.redis.hset(f"mod:hashjob:{job_id}", mapping={"id": job_id, "status": "queued", "tenant": tenant,
-                                                           "name": name, "created_at": time.time()})
-    services.queue.send(HASHFILE_TASK, [job_id, tenant, name, blob.key])
+    def enqueue() -> None:
+        services.redis.hset(f"mod:hashjob:{job_id}", mapping={"id": job_id, "status": "queued", "tenant": tenant,
+                                                               "name": name, "created_at": time.time()})
+        services.queue.send(HASHFILE_TASK, [job_id, tenant, name, blob.key])
+
+    await run_in_threadpool(enqueue)
     if wait:
         await services.aredis.blpop([f"mod:notify:{job_id}"], timeout=wait)
-    job = hash_job(job_id, services, _)
+    job = await run_in_threadpool(hash_job, job_id, services, _)
     if job["status"] == "queued":
         response.status_code = 202
     return job
-
-
-@router.get("/jobs/{job_id}", tags=["hashlists"])
-def hash_job(job_id: str, services: ServicesDep, _: AdminOnly) -> dict[str, Any]:
-    """Result of a file-hashing job: added hashes, or the decode error."""
-    raw = services.redis.hgetall(f"mod:hashjob:{job_id}")
-    if not raw:
-        raise NotFound(f"no hash job {job_id!r}", code="hash_job_not_found")
-    return {**raw, "result": json.loads(raw["result"]) if raw.get("result") else None}

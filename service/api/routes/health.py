@@ -53,19 +53,26 @@ def readyz(services: ServicesDep) -> JSONResponse:
     return JSONResponse({"status": "ready", **details})
 
 
-class _StoreCollector(Collector):
-    """Verdict counters and queue depth live in Redis (workers write them), read at scrape time."""
+class StoreCollector(Collector):
+    """Verdict counters and queue depth live in Redis (workers write them), read at scrape time.
 
-    def __init__(self, items: ItemStore) -> None:
-        self.items = items
+    Registered once in create_app; the store is looked up per scrape because it is built in the lifespan.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
 
     def collect(self) -> Iterator[Any]:
+        services = getattr(self.app.state, "services", None)
+        if services is None:
+            return
+        items: ItemStore = services.items
         verdicts = CounterMetricFamily("moderation_verdicts", "Final verdicts by decision", labels=["decision"])
         pending = GaugeMetricFamily("moderation_pending_items", "Items queued or processing")
         try:
-            for decision, count in sorted(self.items.verdict_counts().items()):
+            for decision, count in sorted(items.verdict_counts().items()):
                 verdicts.add_metric([decision], count)
-            pending.add_metric([], self.items.r.zcard(PENDING_KEY))
+            pending.add_metric([], items.r.zcard(PENDING_KEY))
         except RedisError:
             return
         yield verdicts
@@ -73,10 +80,7 @@ class _StoreCollector(Collector):
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(request: Request, services: ServicesDep) -> PlainTextResponse:
+def metrics(request: Request) -> PlainTextResponse:
     """Prometheus exposition: request counts/latency and verdicts by decision."""
     registry = request.app.state.metrics.registry
-    if not getattr(request.app.state, "store_collector", None):
-        request.app.state.store_collector = _StoreCollector(services.items)
-        registry.register(request.app.state.store_collector)
     return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")

@@ -75,8 +75,9 @@ async def _upload(kind: str, services: Services, principal: Principal, response:
                   wait: float | None, idempotency_key: str | None) -> dict[str, Any]:
     settings = services.settings
     if callback_url:
-        try:
-            validate_callback_url(callback_url, settings.callback_allow_hosts, settings.callback_allow_http)
+        try:  # resolves DNS: keep it off the event loop
+            await run_in_threadpool(validate_callback_url, callback_url, settings.callback_allow_hosts,
+                                    settings.callback_allow_http)
         except CallbackUrlError as exc:
             raise InvalidInput(f"callback_url refused: {exc}", code="invalid_callback_url") from exc
     fields = {"external_id": external_id, "metadata": _metadata(metadata), "callback_url": callback_url,
