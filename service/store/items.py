@@ -177,9 +177,10 @@ class ItemStore:
     def create(self, items: Sequence[NewItem], idem_key: str = "", idem_value: dict[str, Any] | None = None,
                idem_ttl_s: int = 86400) -> CreateResult:
         """Create all items atomically; with an idempotency key, a repeat returns the first record."""
-        base = time.time()
-        # One distinct timestamp per item (µs apart): the newest-first cursor is a score, ties would be skipped.
-        stamps = [f"{base + i * 1e-6:.6f}" for i in range(len(items))]
+        # One distinct timestamp per item (1 µs apart): the newest-first cursor is a score, so ties would be
+        # skipped. Built from integer microseconds: float addition could round two stamps to the same string.
+        us = time.time_ns() // 1000
+        stamps = [f"{(us + i) // 1_000_000}.{(us + i) % 1_000_000:06d}" for i in range(len(items))]
         payload = {
             "idem_key": idem_key,
             "idem_value": json.dumps(idem_value or {}),

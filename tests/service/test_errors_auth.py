@@ -33,6 +33,8 @@ def _code(resp) -> str:  # type: ignore[no-untyped-def]
          "invalid_callback_url"),
         (b'{"text": "hi", "callback_url": "http://192.168.1.10/hook"}', "application/json", 422,
          "invalid_callback_url"),
+        (b'{"text": "hi", "callback_url": "http://100.100.100.200/latest/meta-data"}', "application/json", 422,
+         "invalid_callback_url"),
         (b'{"text": "hi", "metadata": {"k": "' + b"v" * 9000 + b'"}}', "application/json", 422,
          "metadata_too_large"),
     ],
@@ -117,9 +119,25 @@ def test_tenant_isolation(api: TestClient) -> None:
     assert api.get(f"/v1/moderations/{item['id']}", headers=admin_headers()).status_code == 200
 
 
+def test_streamed_body_over_limit_is_413(api: TestClient) -> None:
+    headers, _ = new_key(api)
+    limit = api.app.state.services.settings.max_body_bytes
+
+    def chunks():  # no Content-Length: the limit must hold while streaming
+        yield b'{"text": "'
+        for _ in range(limit // 65536 + 2):
+            yield b"a" * 65536
+        yield b'"}'
+
+    resp = api.post("/v1/moderations", content=chunks(), headers={**headers, "Content-Type": "application/json"})
+    assert resp.status_code == 413 and _code(resp) == "body_too_large"
+
+
 def test_listing_pages_with_cursor(api: TestClient) -> None:
     headers, _ = new_key(api)
     ids = {api.post("/v1/moderations", json={"text": f"p{i}"}, headers=headers).json()["id"] for i in range(5)}
+    batch = api.post("/v1/moderations/batch", json={"items": [{"text": f"b{i}"} for i in range(5)]}, headers=headers)
+    ids |= {x["id"] for x in batch.json()["items"]}
     seen: list[str] = []
     cursor = None
     while True:
@@ -129,7 +147,7 @@ def test_listing_pages_with_cursor(api: TestClient) -> None:
         cursor = page["next_cursor"]
         if not cursor:
             break
-    assert set(seen) == ids and len(seen) == 5
+    assert set(seen) == ids and len(seen) == 10
 
 
 def test_health_and_metrics(api: TestClient) -> None:

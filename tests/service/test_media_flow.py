@@ -137,6 +137,7 @@ def test_hash_list_match_blocks_before_models(api: TestClient, media_worker: Wor
     assert resp.status_code == 200, resp.text
     job = resp.json()
     assert job["status"] == "done" and job["result"]["pdq"], job
+    assert api.get(f"/v1/hashlists/jobs/{job['id']}", headers=admin_headers()).json()["status"] == "done"
     listed = api.get(f"/v1/hashlists/{tenant}/known-bad", headers=admin_headers()).json()
     assert listed["sha256"] == [job["result"]["sha256"]]
     # Re-encoded and resized copy: PDQ matches within distance 31.

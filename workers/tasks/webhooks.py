@@ -67,8 +67,8 @@ def deliver(self: Task, item_id: str, event: str) -> None:
     retry = False
     try:
         target, extensions = pin(url, pinned_ip, headers)
-        resp = httpx.post(target, content=body, headers=headers, timeout=settings.webhook_timeout_s,
-                          follow_redirects=False, extensions=extensions)
+        with httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False) as client:
+            resp = client.request("POST", target, content=body, headers=headers, extensions=extensions)
         attempt["status_code"] = resp.status_code
         attempt["ok"] = 200 <= resp.status_code < 300
         retry = resp.status_code >= 500 or resp.status_code in RETRY_STATUS
