@@ -11,11 +11,10 @@ import redis
 
 from service.policy import Policy
 from service.queue import RESCAN_TASK, WEBHOOK_TASK
-from service.store.items import verdict_key
 from service.store.rescans import RescanStore
 from service.store.reviews import item_priority, queue_key
 from workers import runtime
-from workers.text_pipeline import VERDICT_CACHE_TTL_S, VERDICT_FIELDS, build_verdict, needs_review
+from workers.text_pipeline import VERDICT_FIELDS, needs_review, verdicts_for
 
 log = logging.getLogger(__name__)
 SUB_BATCH = 16
@@ -142,21 +141,8 @@ def _rescore(rt: runtime.Runtime, jobs: RescanStore, job_id: str, batch: list[di
             jobs.apply(job_id, it["id"], "failed", audit_event="rescan_failed",
                        audit={"job": job_id, "reason": slot.error})
         return
-    model = slot.obj
-    policies: dict[str, Policy] = {}
-    for it in text:
-        policies.setdefault(it["tenant"], rt.policies.effective(it["tenant"]).for_kind("text"))
-    keys = [verdict_key(it["content_hash"], model.model_id, policies[it["tenant"]].id) for it in text]
-    cached = rt.items.cached_verdicts(keys)
-    todo = {it["content_hash"]: it["text"] for it, hit in zip(text, cached, strict=True)
-            if hit is None and (it.get("text") or "").strip()}
-    hashes = list(todo)
-    scored = dict(zip(hashes, model.score([todo[h] for h in hashes]), strict=True)) if hashes else {}
-    for it, key, hit in zip(text, keys, cached, strict=True):
-        verdict = hit or rt.items.claim_verdict(
-            key, build_verdict(it["text"] or "", scored.get(it["content_hash"]), policies[it["tenant"]], model),
-            VERDICT_CACHE_TTL_S)
-        record_outcome(rt, jobs, job_id, it, verdict, key, policies[it["tenant"]])
+    for it, verdict, key, policy in verdicts_for(slot.obj, text):
+        record_outcome(rt, jobs, job_id, it, verdict, key, policy)
 
 
 def record_outcome(rt: runtime.Runtime, jobs: RescanStore, job_id: str, it: dict[str, Any],

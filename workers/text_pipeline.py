@@ -58,27 +58,30 @@ def run(item_ids: list[str]) -> None:
     if slot.obj is None:
         fail([it["id"] for it in items], "model_unavailable", slot.error or "text model not loaded")
         return
-    model = slot.obj
+    done = verdicts_for(slot.obj, items)
+    finish_all(done)
+
+
+def verdicts_for(model: Any, items: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any], str, Policy]]:
+    """(item, verdict, cache key, policy) for text items: cached verdicts reused, each distinct text scored once."""
+    rt = runtime.get_runtime()
     policies: dict[str, Policy] = {}
     for it in items:
         if it["tenant"] not in policies:
             policies[it["tenant"]] = rt.policies.effective(it["tenant"]).for_kind("text")
     keys = [verdict_key(it["content_hash"], model.model_id, policies[it["tenant"]].id) for it in items]
     cached = rt.items.cached_verdicts(keys)
-    # Score each distinct non-empty text once, however many items carry it.
     todo = {it["content_hash"]: it["text"] for it, hit in zip(items, cached, strict=True)
             if hit is None and (it.get("text") or "").strip()}
     hashes = list(todo)
     scored = dict(zip(hashes, model.score([todo[h] for h in hashes]), strict=True)) if hashes else {}
-    done = []
+    out = []
     for it, key, hit in zip(items, keys, cached, strict=True):
-        verdict = hit
-        if verdict is None:
-            policy = policies[it["tenant"]]
-            verdict = build_verdict(it["text"] or "", scored.get(it["content_hash"]), policy, model)
-            verdict = rt.items.claim_verdict(key, verdict, VERDICT_CACHE_TTL_S)
-        done.append((it, verdict, key, policies[it["tenant"]]))
-    finish_all(done)
+        policy = policies[it["tenant"]]
+        verdict = hit or rt.items.claim_verdict(
+            key, build_verdict(it["text"] or "", scored.get(it["content_hash"]), policy, model), VERDICT_CACHE_TTL_S)
+        out.append((it, verdict, key, policy))
+    return out
 
 
 def build_verdict(text: str, result: Any, policy: Policy, model: Any) -> dict[str, Any]:
