@@ -66,7 +66,10 @@ class Settings(BaseSettings):
     media_task_time_limit_s: int = 960
     # Uploaded media is kept this long for rescans and appeals, then purged (items count as `skipped`).
     blob_retention_s: float = 30 * 86400
-    text_task_chunk: int = 32
+    text_task_chunk: int = 64
+    # Characters of text per task (long texts are scored sentence by sentence): keeps a chunk of 100k-char
+    # texts inside the task time limit.
+    text_task_max_chars: int = 200_000
     worker_heartbeat_s: float = 5.0
     # Items still queued/processing after this long are re-enqueued by a starting worker (idempotent).
     requeue_after_s: float = 600.0

@@ -66,14 +66,25 @@ class TaskQueue:
     def __init__(self, settings: Settings) -> None:
         self.app = make_celery(settings, name="gateway")
         self.chunk = settings.text_task_chunk
+        self.max_chars = settings.text_task_max_chars
 
     def send(self, name: str, args: Sequence[Any]) -> None:
         self.app.send_task(name, args=list(args), retry=True, retry_policy=PUBLISH_RETRY)
 
-    def enqueue_text(self, item_ids: Sequence[str]) -> None:
-        # Chunks keep one task's batch small enough for the time limit and let several workers share a batch.
-        for i in range(0, len(item_ids), self.chunk):
-            self.send(TEXT_TASK, [list(item_ids[i : i + self.chunk])])
+    def enqueue_text(self, item_ids: Sequence[str], sizes: Sequence[int] | None = None) -> None:
+        """Chunks by count and by characters, so one task stays inside its time limit and several workers
+        can share a large batch."""
+        sizes = sizes or [0] * len(item_ids)
+        chunk: list[str] = []
+        chars = 0
+        for item_id, size in zip(item_ids, sizes, strict=True):
+            if chunk and (len(chunk) >= self.chunk or chars + size > self.max_chars):
+                self.send(TEXT_TASK, [chunk])
+                chunk, chars = [], 0
+            chunk.append(item_id)
+            chars += size
+        if chunk:
+            self.send(TEXT_TASK, [chunk])
 
     def close(self) -> None:
         self.app.close()

@@ -33,13 +33,19 @@ def requeue_stale(settings: Settings) -> int:
         if not stale:
             return 0
         queue = TaskQueue(settings)
-        text_ids, media_ids = [], []
+        text_ids: list[str] = []
+        sizes: list[int] = []
+        media_ids: list[str] = []
         for item in items.get_many(stale):
             if item is None:
                 continue
-            (text_ids if item["kind"] == "text" else media_ids).append(item["id"])
+            if item["kind"] == "text":
+                text_ids.append(item["id"])
+                sizes.append(len(item.get("text") or ""))
+            else:
+                media_ids.append(item["id"])
         if text_ids:
-            queue.enqueue_text(text_ids)
+            queue.enqueue_text(text_ids, sizes)
         for item_id in media_ids:
             queue.send(MEDIA_TASK, [item_id])
         log.warning("re-enqueued %d stale items", len(text_ids) + len(media_ids))

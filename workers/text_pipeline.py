@@ -24,11 +24,31 @@ EMPTY_NOTE = {"type": "note", "code": "empty_text", "message": "text is whitespa
 def mark_processing(item_ids: list[str]) -> list[dict[str, Any]]:
     """Items still live, now `processing`. A redelivered task sees `processing` and carries on."""
     rt = runtime.get_runtime()
-    live = [it for it in rt.items.get_many(item_ids) if it is not None and it["status"] in LIVE]
+    return mark_loaded([it for it in rt.items.get_many(item_ids) if it is not None and it["status"] in LIVE])
+
+
+def mark_loaded(live: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rt = runtime.get_runtime()
     data = {"worker": os.environ.get("MOD_WORKER_HOSTNAME", ""), "pid": os.getpid()}
     moved = rt.items.transition_many([Transition(it["id"], "processing", LIVE, "processing", data=data)
                                       for it in live])
     return [it for it, (ok, _) in zip(live, moved, strict=True) if ok]
+
+
+def _select(rt: runtime.Runtime, own: list[str], extra: list[str]) -> list[dict[str, Any]]:
+    """The task's own live items, plus popped ones while they fit the character budget (one round trip).
+    Popped items that do not fit keep waiting for their own task."""
+    own_set = set(own)
+    chosen: list[dict[str, Any]] = []
+    chars = 0
+    for it in rt.items.get_many(list(dict.fromkeys([*own, *extra]))):
+        if it is None or it["status"] not in LIVE:
+            continue
+        size = len(it.get("text") or "")
+        if it["id"] in own_set or chars + size <= rt.settings.text_task_max_chars:
+            chosen.append(it)
+            chars += size
+    return chosen
 
 
 def fail(item_ids: list[str], code: str, message: str) -> None:
@@ -50,7 +70,7 @@ def run(item_ids: list[str]) -> None:
     # Opportunistic batching: also take text items that are waiting behind this task. Their own messages
     # arrive later and find them final (a cheap no-op), so a burst of single submissions is scored in batches.
     extra = rt.items.pop_ready_text(rt.settings.text_batch_size)
-    items = mark_processing(list(dict.fromkeys([*item_ids, *extra])))
+    items = mark_loaded(_select(rt, item_ids, extra))
     if not items:
         return
     _fault_pause(items)

@@ -70,7 +70,7 @@ async def submit(
     """Queue one text for moderation; optionally wait up to 10 s for the verdict."""
     item = await run_in_threadpool(_new_text_item, services, principal, body)
     ids, _ = await create_items(services, [item], idempotency_key, body_digest(body.model_dump()),
-                                services.queue.enqueue_text)
+                                lambda ids: services.queue.enqueue_text(ids, [len(body.text)]))
     response.headers["Location"] = f"/v1/moderations/{ids[0]}"
     if wait:
         done = await wait_final(services, ids[0], min(wait, services.settings.max_wait_s))
@@ -102,8 +102,9 @@ async def submit_batch(
         return out
 
     items = await run_in_threadpool(build)
+    sizes = [len(req.text) for req in body.items]
     ids, _ = await create_items(services, items, idempotency_key, body_digest(body.model_dump()),
-                                services.queue.enqueue_text)
+                                lambda ids: services.queue.enqueue_text(ids, sizes))
     return {"items": [accepted(i) for i in ids]}
 
 
