@@ -125,8 +125,3 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
-
-
-def reset_settings_cache() -> None:
-    """Tests change env between app instances; drop the cached object."""
-    get_settings.cache_clear()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -94,7 +93,3 @@ def check_text_limit(text: str, limit: int) -> None:
     if len(text) > limit:
         raise ApiError(f"text has {len(text)} characters; the limit is {limit}", code="text_too_long",
                        status=413, details={"length": len(text), "limit": limit})
-
-
-async def gather_waits(services: Services, ids: Sequence[str], timeout_s: float) -> list[dict[str, Any] | None]:
-    return list(await asyncio.gather(*(wait_final(services, i, timeout_s) for i in ids)))

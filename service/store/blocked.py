@@ -19,10 +19,6 @@ def mark_blocked(client: redis.Redis, tenant: str, external_id: str) -> None:
     client.sadd(blocked_key(tenant), external_id)
 
 
-def unmark_blocked(client: redis.Redis, tenant: str, external_id: str) -> None:
-    client.srem(blocked_key(tenant), external_id)
-
-
 def blocked_among(client: redis.Redis, tenant: str, external_ids: Iterable[str]) -> set[str]:
     """Which of `external_ids` are blocked (one round trip)."""
     ids = list(external_ids)
@@ -30,7 +26,3 @@ def blocked_among(client: redis.Redis, tenant: str, external_ids: Iterable[str])
         return set()
     flags = client.smismember(blocked_key(tenant), ids)
     return {i for i, f in zip(ids, flags, strict=True) if f}
-
-
-def all_blocked(client: redis.Redis, tenant: str) -> set[str]:
-    return {m.decode() if isinstance(m, bytes) else str(m) for m in client.smembers(blocked_key(tenant))}
