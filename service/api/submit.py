@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import Services
 from service.errors import ApiError, Conflict, ServiceUnavailable
-from service.store.items import FINAL, LIVE, NewItem, idem_key
+from service.store.items import FINAL, LIVE, CreateResult, NewItem, idem_key
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +39,27 @@ async def create_items(
     tenant = items[0].tenant
     ikey = idem_key(tenant, idempotency_key) if idempotency_key else ""
     ids = [it.id for it in items]
-    result = await run_in_threadpool(
-        services.items.create, items, ikey, {"ids": ids, "digest": request_digest}
-    )
+
+    def create_and_enqueue() -> CreateResult:
+        # One thread hop for both blocking calls: this is the hot path of every submission.
+        result = services.items.create(items, ikey, {"ids": ids, "digest": request_digest})
+        if result.created:
+            enqueue(ids)
+        return result
+
+    try:
+        result = await run_in_threadpool(create_and_enqueue)
+    except (OperationalError, OSError) as exc:
+        log.error("enqueue failed for %d items: %s", len(ids), exc)
+        await _fail_unqueued(services, ids, ikey)
+        raise ServiceUnavailable("the task queue is unreachable; nothing was queued, retry later",
+                                 code="queue_unavailable") from exc
     if not result.created:
         existing = result.existing or {}
         if existing.get("digest") != request_digest:
             raise Conflict("Idempotency-Key was already used with a different request body",
                            code="idempotency_conflict", details={"ids": existing.get("ids", [])})
         return list(existing.get("ids", [])), False
-    try:
-        await run_in_threadpool(enqueue, ids)
-    except (OperationalError, RedisError, OSError) as exc:
-        log.error("enqueue failed for %d items: %s", len(ids), exc)
-        await _fail_unqueued(services, ids, ikey)
-        raise ServiceUnavailable("the task queue is unreachable; nothing was queued, retry later",
-                                 code="queue_unavailable") from exc
     return ids, True
 
 

@@ -68,7 +68,9 @@ async def submit(
     wait: WaitQuery = None, idempotency_key: IdemHeader = None,
 ) -> dict[str, Any]:
     """Queue one text for moderation; optionally wait up to 10 s for the verdict."""
-    item = await run_in_threadpool(_new_text_item, services, principal, body)
+    # Only a callback URL needs DNS (blocking); without one, build the item on the event loop.
+    item = (await run_in_threadpool(_new_text_item, services, principal, body) if body.callback_url
+            else _new_text_item(services, principal, body))
     ids, _ = await create_items(services, [item], idempotency_key, body_digest(body.model_dump()),
                                 lambda ids: services.queue.enqueue_text(ids, [len(body.text)]))
     response.headers["Location"] = f"/v1/moderations/{ids[0]}"
