@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     webhook_max_retries: int = 8
     webhook_backoff_base_s: float = 2.0
     webhook_backoff_max_s: int = 600
+    # Webhooks owed but never started (e.g. the broker failed right after the verdict) are re-sent by
+    # webhook workers: every `sweep` seconds, those older than `grace` seconds.
+    webhook_outbox_sweep_s: float = 30.0
+    webhook_outbox_grace_s: float = 300.0
     callback_allow_hosts: list[str] = Field(default_factory=list)
     callback_allow_http: bool = True
 

@@ -131,10 +131,31 @@ def vision_models() -> ModelSlot:
     return slot
 
 
+def sweep_outbox(rt: Runtime, limit: int = 200) -> int:
+    """Re-send webhooks owed for longer than the grace period (their first send was lost)."""
+    from service.queue import WEBHOOK_TASK
+    from service.store.items import OUTBOX_KEY
+
+    now = time.time()
+    stale = rt.redis.zrangebyscore(OUTBOX_KEY, "-inf", now - rt.settings.webhook_outbox_grace_s, start=0, num=limit)
+    for member in stale:
+        # Re-stamp first (XX: only if still owed), so concurrent sweepers rarely send the same one twice.
+        if rt.redis.zadd(OUTBOX_KEY, {member: now}, xx=True, ch=True):
+            item_id, event = str(member).split("|", 1)
+            rt.queue.send(WEBHOOK_TASK, [item_id, event])
+    if stale:
+        log.warning("re-sent %d owed webhooks from the outbox", len(stale))
+    return len(stale)
+
+
 def _heartbeat_loop(rt: Runtime) -> None:
+    last_sweep = 0.0
     while not rt.stop.is_set():
         try:
             rt.beat()
+            if "webhooks" in rt.queues and time.monotonic() - last_sweep >= rt.settings.webhook_outbox_sweep_s:
+                last_sweep = time.monotonic()
+                sweep_outbox(rt)
         except Exception as exc:  # noqa: BLE001 - the heartbeat thread must outlive any one failure
             log.warning("heartbeat failed: %s", exc)
         rt.stop.wait(rt.settings.worker_heartbeat_s)

@@ -142,6 +142,7 @@ def finish_all(done: list[tuple[dict[str, Any], dict[str, Any], str, Policy]]) -
             data={"decision": verdict["decision"], "policy_version": verdict["policy_version"],
                   "models": verdict["models"], "flagged": verdict["flagged"]},
             decision=verdict["decision"], blocked=blocked, review=review,
+            webhook="moderation.completed" if item.get("callback_url") else "",
         ))
     for (item, _, _, _), (moved, prev) in zip(done, rt.items.transition_many(transitions), strict=True):
         if not moved:

@@ -7,6 +7,7 @@ Layout (all keys prefixed `mod:`):
   audit:{id}                stream: every state change of the item, in order
   idem:{t}:{key}            idempotency record of a submission
   ready:text                list of text item ids in arrival order; workers pop extra ids to batch them
+  outbox                    zset of webhooks owed ("id|event" -> when); removed when the delivery task starts
   notify:{id}               list pushed when the item reaches a final state (long-poll waiters BLPOP it)
   metrics:verdicts          hash decision -> count
 Every write that changes status goes through one Lua script, so an item is never half-written and two
@@ -33,6 +34,7 @@ JSON_FIELDS = ("metadata", "scores", "flagged", "models", "reasons", "explanatio
 PENDING_KEY = "mod:pending"
 METRICS_KEY = "mod:metrics:verdicts"
 READY_TEXT_KEY = "mod:ready:text"
+OUTBOX_KEY = "mod:outbox"  # zset "item_id|event" -> time the webhook became owed
 
 _CREATE = """
 local req = cjson.decode(ARGV[1])
@@ -78,6 +80,10 @@ end
 if req.blocked_key ~= '' then
   if req.blocked_op == 'add' then redis.call('SADD', req.blocked_key, req.ext)
   else redis.call('SREM', req.blocked_key, req.ext) end
+end
+if req.webhook ~= '' then
+  -- Outbox: the webhook is owed from this very write; the task removes it, a sweeper re-sends leftovers.
+  redis.call('ZADD', 'mod:outbox', req.at, req.id .. '|' .. req.webhook)
 end
 if req.review_key ~= '' then
   redis.call('ZADD', req.review_key, req.review_score, req.id)
@@ -149,6 +155,7 @@ class Transition:
     decision: str = ""
     blocked: tuple[str, str, str] | None = None
     review: tuple[str, float] | None = None  # (review queue key, priority score): enter the review queue
+    webhook: str = ""  # event owed to the item's callback_url (recorded in the outbox atomically)
 
     def request(self) -> dict[str, Any]:
         b = self.blocked
@@ -158,6 +165,7 @@ class Transition:
             "final": self.to in FINAL, "decision": self.decision,
             "blocked_key": blocked_key(b[1]) if b else "", "blocked_op": b[0] if b else "", "ext": b[2] if b else "",
             "review_key": self.review[0] if self.review else "", "review_score": self.review[1] if self.review else 0,
+            "webhook": self.webhook,
         }
 
 

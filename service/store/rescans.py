@@ -45,6 +45,8 @@ if r.bucket == 'changed' then
   for f, v in pairs(r.fields) do table.insert(flat, f); table.insert(flat, v) end
   redis.call('HSET', key, unpack(flat))
   redis.call('HINCRBY', key, 'verdict_version', 1)
+  local cb = redis.call('HGET', key, 'callback_url')
+  if cb and cb ~= '' then redis.call('ZADD', 'mod:outbox', r.at, r.id .. '|moderation.rescan_changed') end
   local st = redis.call('HGET', key, 'status')
   redis.call('XADD', 'mod:audit:' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'rescan_changed', 'status', st,
              'from', st, 'at', r.at, 'data', r.audit)

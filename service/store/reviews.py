@@ -119,6 +119,8 @@ redis.call('HINCRBY', 'mod:metrics:verdicts', 'human_' .. r.decision, 1)
 redis.call('HINCRBY', KEYS[3], r.moderator .. '|' .. r.day, 1)
 redis.call('LPUSH', KEYS[4], r.ttd)
 redis.call('LTRIM', KEYS[4], 0, 9999)
+local cb = redis.call('HGET', key, 'callback_url')
+if cb and cb ~= '' then redis.call('ZADD', 'mod:outbox', r.at, r.id .. '|moderation.human_decision') end
 local ext = redis.call('HGET', key, 'external_id')
 if ext and ext ~= '' then
   if r.decision == 'block' then redis.call('SADD', r.blocked_key, ext) else redis.call('SREM', r.blocked_key, ext) end

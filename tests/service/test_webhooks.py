@@ -63,3 +63,34 @@ def test_secret_rotation(api: TestClient) -> None:
     new = api.post(f"/v1/tenants/{tenant}/webhook-secret/rotate", headers=headers).json()["secret"]
     assert old != new and new.startswith("whsec_")
     assert api.get(f"/v1/tenants/{tenant}/webhook-secret", headers=headers).json()["secret"] == new
+
+
+def test_outbox_resends_a_lost_webhook(redis_server, tiny_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A verdict written but whose webhook task was never sent (broker blip) is delivered by the sweeper."""
+    import redis
+
+    from service.store.items import OUTBOX_KEY, ItemStore, NewItem, Transition
+    from tests.conftest import stack_values
+    from tests.support.workers import WorkerProcess, settings_env
+
+    url = redis_server.url(7)
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushdb()
+    values = stack_values(tiny_model, webhook_outbox_sweep_s=1, webhook_outbox_grace_s=1)
+    worker = WorkerProcess(url, settings_env(values), queues="webhooks", log_path=tmp_path / "w.log").start()
+    try:
+        with webhook_receiver() as rx:
+            store = ItemStore(client)
+            item = NewItem(tenant="t", kind="text", content_hash="h", fields={"text": "x", "callback_url": rx.url()})
+            store.create([item])
+            store.transition_many([Transition(item.id, "processing", ("queued",), "processing")])
+            # The verdict is written with its webhook owed, but no task is sent: as if the broker failed then.
+            moved, _ = store.transition_many([Transition(item.id, "done", ("processing",), "verdict",
+                                                         fields={"decision": "allow"}, decision="allow",
+                                                         webhook="moderation.completed")])[0]
+            assert moved and client.zscore(OUTBOX_KEY, f"{item.id}|moderation.completed") is not None
+            poll(lambda: len(rx.requests) >= 1, 30)
+            assert json.loads(rx.requests[0].body)["moderation"]["id"] == item.id
+            poll(lambda: client.zcard(OUTBOX_KEY) == 0, 10)
+    finally:
+        worker.stop()

@@ -15,6 +15,7 @@ from celery import Task
 from service.queue import WEBHOOK_TASK
 from service.security import sign_webhook
 from service.store.apikeys import TenantStore
+from service.store.items import OUTBOX_KEY
 from service.urls import CallbackUrlError, resolve_callback
 from service.views import public_item
 from workers import runtime
@@ -45,6 +46,7 @@ def backoff_s(retries: int) -> float:
 def deliver(self: Task, item_id: str, event: str) -> None:
     """POST the item's current state to its callback_url, signed with the tenant's secret."""
     rt = runtime.get_runtime()
+    rt.redis.zrem(OUTBOX_KEY, f"{item_id}|{event}")  # from here on, Celery (acks_late, retries) owns it
     item = rt.items.get(item_id)
     if item is None or not item.get("callback_url"):
         return
