@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/ruff check service workers models tests bench scripts
+.venv/bin/mypy service workers models
 exec .venv/bin/python -m pytest "$@"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -110,7 +110,7 @@ class MetricsMiddleware:
             self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - start)
 
 
-def _route_template(scope: dict[str, Any]) -> str:
+def _route_template(scope: MutableMapping[str, Any]) -> str:
     # Label by template (/v1/moderations/{item_id}), never the raw path: ids would explode cardinality.
     route = scope.get("route")
     path = getattr(route, "path", None)

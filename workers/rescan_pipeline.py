@@ -11,6 +11,7 @@ import redis
 
 from service.policy import Policy
 from service.queue import RESCAN_TASK, WEBHOOK_TASK
+from service.store.client import as_strs
 from service.store.rescans import RescanStore
 from service.store.reviews import item_priority, queue_key
 from workers import runtime
@@ -42,7 +43,7 @@ def _pages(rt: runtime.Runtime, f: dict[str, Any], page: int = 1000) -> Iterator
     lo, hi = f.get("since") or "-inf", f.get("until") or "+inf"
     offset = 0
     while True:
-        ids = rt.redis.zrangebyscore(key, lo, hi, start=offset, num=page)
+        ids = as_strs(rt.redis.zrangebyscore(key, lo, hi, start=offset, num=page))
         if not ids:
             return
         offset += len(ids)

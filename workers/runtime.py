@@ -16,7 +16,7 @@ import redis
 from service.config import Settings, get_settings
 from service.policy import PolicyStore
 from service.queue import TaskQueue
-from service.store.client import sync_client
+from service.store.client import as_strs, sync_client
 from service.store.items import ItemStore
 
 log = logging.getLogger("workers.runtime")
@@ -137,11 +137,12 @@ def sweep_outbox(rt: Runtime, limit: int = 200) -> int:
     from service.store.items import OUTBOX_KEY
 
     now = time.time()
-    stale = rt.redis.zrangebyscore(OUTBOX_KEY, "-inf", now - rt.settings.webhook_outbox_grace_s, start=0, num=limit)
+    stale = as_strs(rt.redis.zrangebyscore(OUTBOX_KEY, "-inf", now - rt.settings.webhook_outbox_grace_s,
+                                           start=0, num=limit))
     for member in stale:
         # Re-stamp first (XX: only if still owed), so concurrent sweepers rarely send the same one twice.
         if rt.redis.zadd(OUTBOX_KEY, {member: now}, xx=True, ch=True):
-            item_id, event = str(member).split("|", 1)
+            item_id, event = member.split("|", 1)
             rt.queue.send(WEBHOOK_TASK, [item_id, event])
     if stale:
         log.warning("re-sent %d owed webhooks from the outbox", len(stale))

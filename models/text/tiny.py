@@ -42,7 +42,6 @@ def build_tiny_checkpoint(
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=512,
-        num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
         problem_type="multi_label_classification" if multi_label else "single_label_classification",

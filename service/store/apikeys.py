@@ -15,6 +15,7 @@ from service.security import (
     new_api_key,
     new_webhook_secret,
 )
+from service.store.client import as_map, as_str
 
 KEY_PREFIX = "mod:apikey:"
 KEY_INDEX = "mod:apikeys"  # key_id -> key hash, for listing and revocation
@@ -46,7 +47,7 @@ class ApiKeyStore:
         return key, self.put(key, tenant, role, name)
 
     def authenticate(self, key: str) -> Principal | None:
-        data = self.r.hgetall(KEY_PREFIX + hash_api_key(key))
+        data = as_map(self.r.hgetall(KEY_PREFIX + hash_api_key(key)))
         if not data:
             return None
         return Principal(key_id=data["key_id"], tenant=data["tenant"], role=Role(data["role"]),
@@ -54,8 +55,8 @@ class ApiKeyStore:
 
     def list(self) -> list[dict[str, Any]]:
         out = []
-        for key_id, digest in sorted(self.r.hgetall(KEY_INDEX).items()):
-            data = self.r.hgetall(KEY_PREFIX + digest)
+        for key_id, digest in sorted(as_map(self.r.hgetall(KEY_INDEX)).items()):
+            data = as_map(self.r.hgetall(KEY_PREFIX + digest))
             if data:
                 out.append({"key_id": key_id, "tenant": data["tenant"], "role": data["role"],
                             "name": data.get("name", ""), "created_at": float(data["created_at"])})
@@ -66,7 +67,7 @@ class ApiKeyStore:
         if digest is None:
             return False
         pipe = self.r.pipeline(transaction=True)
-        pipe.delete(KEY_PREFIX + digest)
+        pipe.delete(KEY_PREFIX + as_str(digest))
         pipe.hdel(KEY_INDEX, key_id)
         pipe.execute()
         return True

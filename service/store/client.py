@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 import redis.asyncio as aioredis
 
@@ -28,3 +30,20 @@ def async_client(settings: Settings) -> aioredis.Redis:
         decode_responses=True,
         max_connections=512,
     )
+
+
+# redis-py types replies as `bytes | str` even with decode_responses=True; these narrow them in one place.
+def as_str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def as_strs(values: Any) -> list[str]:
+    return [as_str(v) for v in values or []]
+
+
+def as_map(mapping: Any) -> dict[str, str]:
+    return {as_str(k): as_str(v) for k, v in (mapping or {}).items()}
+
+
+def as_scored(rows: Any) -> list[tuple[str, float]]:
+    return [(as_str(member), float(score)) for member, score in rows or []]

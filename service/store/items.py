@@ -26,6 +26,7 @@ from typing import Any
 import redis
 
 from service.store.blocked import blocked_key
+from service.store.client import as_map, as_strs
 
 FINAL = ("done", "failed", "rejected")
 LIVE = ("queued", "processing")
@@ -219,7 +220,7 @@ class ItemStore:
         """Ids of text items waiting for a worker, for opportunistic batching (see workers.text_pipeline)."""
         if count <= 0:
             return []
-        return list(self.r.lpop(READY_TEXT_KEY, count) or [])
+        return as_strs(self.r.lpop(READY_TEXT_KEY, count))
 
     def forget_idempotency(self, idem_key: str) -> None:
         self.r.delete(idem_key)
@@ -244,31 +245,31 @@ class ItemStore:
 
     # ---- reads ----------------------------------------------------------------------------
     def get(self, item_id: str) -> dict[str, Any] | None:
-        raw = self.r.hgetall(f"mod:item:{item_id}")
+        raw = as_map(self.r.hgetall(f"mod:item:{item_id}"))
         return decode_item(raw) if raw else None
 
     def get_many(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
         pipe = self.r.pipeline(transaction=False)
         for i in ids:
             pipe.hgetall(f"mod:item:{i}")
-        return [decode_item(raw) if raw else None for raw in pipe.execute()]
+        return [decode_item(as_map(raw)) if raw else None for raw in pipe.execute()]
 
     def ids_by_external_id(self, tenant: str, external_id: str, limit: int = 100) -> list[str]:
-        return list(self.r.zrevrange(ext_index_key(tenant, external_id), 0, limit - 1))
+        return as_strs(self.r.zrevrange(ext_index_key(tenant, external_id), 0, limit - 1))
 
     def page(self, tenant: str | None, before: float | None, limit: int) -> list[str]:
         """Newest first; `before` is the cursor (created_at of the last item of the previous page)."""
         key = f"mod:idx:tenant:{tenant}" if tenant else "mod:idx:all"
         hi = f"({before}" if before is not None else "+inf"
-        return list(self.r.zrevrangebyscore(key, hi, "-inf", start=0, num=limit))
+        return as_strs(self.r.zrevrangebyscore(key, hi, "-inf", start=0, num=limit))
 
     def stale_pending(self, older_than_s: float, limit: int = 1000) -> list[str]:
-        return list(self.r.zrangebyscore(PENDING_KEY, "-inf", time.time() - older_than_s, start=0, num=limit))
+        return as_strs(self.r.zrangebyscore(PENDING_KEY, "-inf", time.time() - older_than_s, start=0, num=limit))
 
     def history(self, item_id: str) -> list[dict[str, Any]]:
         out = []
-        for entry_id, data in self.r.xrange(f"mod:audit:{item_id}"):
-            event = dict(data)
+        for entry_id, data in self.r.xrange(f"mod:audit:{item_id}") or []:
+            event: dict[str, Any] = dict(as_map(data))
             event["data"] = json.loads(event.get("data") or "{}")
             event["at"] = float(event["at"]) if event.get("at") else None
             event["event_id"] = entry_id
@@ -276,7 +277,7 @@ class ItemStore:
         return out
 
     def verdict_counts(self) -> dict[str, int]:
-        return {k: int(v) for k, v in self.r.hgetall(METRICS_KEY).items()}
+        return {k: int(v) for k, v in as_map(self.r.hgetall(METRICS_KEY)).items()}
 
     # ---- verdict cache --------------------------------------------------------------------
     def claim_verdict(self, key: str, verdict: dict[str, Any], ttl_s: int) -> dict[str, Any]:

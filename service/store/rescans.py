@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from service.store.blocked import blocked_key
+from service.store.client import as_str, as_strs
 from service.store.items import _encode, now_s
 
 BUCKETS = ("changed", "unchanged", "failed", "skipped")
@@ -103,7 +104,8 @@ class RescanStore:
         self.maybe_finish(job_id)
 
     def status(self, job_id: str) -> str | None:
-        return self.r.hget(f"mod:rescan:{job_id}", "status")
+        value = self.r.hget(f"mod:rescan:{job_id}", "status")
+        return None if value is None else as_str(value)
 
     def cancel(self, job_id: str) -> bool:
         return bool(self.r.eval(
@@ -158,8 +160,8 @@ class RescanStore:
                 "started_at": started, "finished_at": float(raw["finished_at"]) if raw.get("finished_at") else None,
                 "rate_per_s": round(rate, 2), "eta_s": round(eta, 1) if eta is not None else None}
 
-    def list(self, limit: int = 50) -> list[dict[str, Any]]:
-        return [j for j in (self.get(i) for i in self.r.zrevrange("mod:rescans", 0, limit - 1)) if j]
+    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [j for j in (self.get(i) for i in as_strs(self.r.zrevrange("mod:rescans", 0, limit - 1))) if j]
 
     def versions(self, item_id: str) -> list[dict[str, Any]]:
         return [json.loads(v) for v in self.r.lrange(f"mod:versions:{item_id}", 0, -1)]

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from service.store.blocked import blocked_key
+from service.store.client import as_map, as_scored, as_strs
 from service.store.items import now_s
 
 # Age is packed below the priority rank; both must stay under 2**53 to sort exactly (see priority_score).
@@ -184,7 +185,7 @@ class ReviewStore:
     def decide(self, tenant: str, item_id: str, moderator: str, name: str, action: str,
                categories: list[str], reason: str) -> dict[str, Any]:
         self.sweep(tenant)
-        item = self.r.hgetall(f"mod:item:{item_id}")
+        item = as_map(self.r.hgetall(f"mod:item:{item_id}"))
         now = time.time()
         decision = {"approve": "allow", "remove": "block", "escalate": ""}[action]
         appeal = json.loads(item["appeal"]) if item.get("appeal") else None
@@ -213,7 +214,7 @@ class ReviewStore:
     def appeal(self, tenant: str, item_id: str, message: str, by: str) -> None:
         now = time.time()
         appeal = {"message": message, "by": by, "at": now}
-        item = self.r.hgetall(f"mod:item:{item_id}")
+        item = as_map(self.r.hgetall(f"mod:item:{item_id}"))
         # Appeals jump ahead of first reviews: a user is waiting on them.
         req = {"id": item_id, "tenant": tenant, "appeal": json.dumps(appeal), "at": now_s(),
                "score": item_priority(item, boost=100)}
@@ -232,26 +233,25 @@ class ReviewStore:
         self.sweep(tenant)
         key = queue_key(tenant)
         if after is None:
-            rows = self.r.zrange(key, 0, limit - 1, withscores=True)
-            return [(i, float(s)) for i, s in rows]
-        rank = self.r.zrank(key, after[1])
+            return as_scored(self.r.zrange(key, 0, limit - 1, withscores=True))
+        rank = cast(int | None, self.r.zrank(key, after[1]))
         if rank is not None and float(self.r.zscore(key, after[1]) or 0) == after[0]:
-            rows = self.r.zrange(key, rank + 1, rank + limit, withscores=True)
-            return [(i, float(s)) for i, s in rows]
+            return as_scored(self.r.zrange(key, int(rank) + 1, int(rank) + limit, withscores=True))
         # The cursor item left the queue (claimed/decided): continue from its score, skipping ties by id.
         out: list[tuple[str, float]] = []
         offset = 0
         while len(out) < limit:
-            rows = self.r.zrangebyscore(key, repr(after[0]), "+inf", start=offset, num=limit + 256, withscores=True)
+            rows = as_scored(self.r.zrangebyscore(key, repr(after[0]), "+inf", start=offset, num=limit + 256,
+                                                  withscores=True))
             if not rows:
                 break
             offset += len(rows)
-            out += [(i, float(s)) for i, s in rows if (float(s), i) > (after[0], after[1])]
+            out += [(i, s) for i, s in rows if (s, i) > (after[0], after[1])]
         return out[:limit]
 
     def claimed(self, tenant: str) -> list[str]:
         self.sweep(tenant)
-        return list(self.r.zrange(lease_key(tenant), 0, -1))
+        return as_strs(self.r.zrange(lease_key(tenant), 0, -1))
 
     def stats(self, tenant: str, items: list[dict[str, Any]]) -> dict[str, Any]:
         """`items` = the pending items (the caller loads them); adds decision counts and time-to-decision."""
@@ -264,10 +264,10 @@ class ReviewStore:
             age = now - float(it.get("created_at") or now)
             buckets["lt_1h" if age < 3600 else "1h_24h" if age < 86400 else "gt_24h"] += 1
         per_mod: dict[str, dict[str, int]] = {}
-        for field, count in self.r.hgetall(f"mod:rstats:{tenant}:decisions").items():
+        for field, count in as_map(self.r.hgetall(f"mod:rstats:{tenant}:decisions")).items():
             mod, day = field.rsplit("|", 1)
             per_mod.setdefault(mod, {})[day] = int(count)
-        ttd = [float(x) for x in self.r.lrange(f"mod:rstats:{tenant}:ttd", 0, -1)]
+        ttd = [float(x) for x in as_strs(self.r.lrange(f"mod:rstats:{tenant}:ttd", 0, -1))]
         return {"pending": len(items), "pending_by_category": by_category, "pending_by_age": buckets,
                 "claimed": self.r.zcard(lease_key(tenant)), "decisions_per_moderator_per_day": per_mod,
                 "median_time_to_decision_s": statistics.median(ttd) if ttd else None, "decided": len(ttd)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 from celery.exceptions import SoftTimeLimitExceeded
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -59,7 +60,7 @@ def hash_file(job_id: str, tenant: str, name: str, blob_key: str) -> None:
     except (Exception, SoftTimeLimitExceeded) as exc:
         outcome = {"status": "failed", "error_code": "internal_error", "error_message": f"{type(exc).__name__}: {exc}"}
     # Terminal outcome: only now is the upload no longer needed.
-    rt.redis.hset(key, mapping=outcome)
+    rt.redis.hset(key, mapping=cast(Any, outcome))  # redis-py's Mapping key type is invariant
     blobs.delete(blob_key)
     rt.redis.rpush(f"mod:notify:{job_id}", "1")
     rt.redis.expire(f"mod:notify:{job_id}", 60)

@@ -16,6 +16,7 @@ from service.errors import ApiError, NotFound
 from service.queue import HASHFILE_TASK
 from service.store import hashlists
 from service.store.blobs import BlobStore, BlobTooLarge
+from service.store.client import as_map
 
 router = APIRouter(prefix="/v1/hashlists", tags=["hashlists"])
 
@@ -36,7 +37,7 @@ def _call(fn: Any, *args: Any) -> Any:
 @router.get("/jobs/{job_id}", tags=["hashlists"])
 def hash_job(job_id: str, services: ServicesDep, _: AdminOnly) -> dict[str, Any]:
     """Result of a file-hashing job: added hashes, or the decode error."""
-    raw = services.redis.hgetall(f"mod:hashjob:{job_id}")
+    raw = as_map(services.redis.hgetall(f"mod:hashjob:{job_id}"))
     if not raw:
         raise NotFound(f"no hash job {job_id!r}", code="hash_job_not_found")
     return {**raw, "result": json.loads(raw["result"]) if raw.get("result") else None}

@@ -47,7 +47,7 @@ def start(body: RescanFilter, services: ServicesDep, principal: AdminOnly) -> di
 @router.get("")
 def list_jobs(services: ServicesDep, _: AdminOnly) -> dict[str, Any]:
     """Recent rescan jobs, newest first."""
-    return {"items": _jobs(services).list()}
+    return {"items": _jobs(services).recent()}
 
 
 @router.get("/{job_id}")

@@ -81,7 +81,7 @@ def list_reviews(
 
     if status == "claimed":
         items = [i for i in services.items.get_many(services.reviews.claimed(t)) if keep(i)]
-        return {"items": [_review_view(i) for i in items[:limit]], "next_cursor": None}
+        return {"items": [_review_view(i) for i in items[:limit] if i is not None], "next_cursor": None}
     try:
         after = (float(cursor.split(":", 1)[0]), cursor.split(":", 1)[1]) if cursor else None
     except (ValueError, IndexError) as exc:
