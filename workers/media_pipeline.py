@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 from service.policy import Policy
 from service.store.blobs import BlobStore
 from service.store.hashlists import HashMatcher, Match
-from service.store.items import LIVE, verdict_key
+from service.store.items import verdict_key
 from workers import runtime
 from workers.text_pipeline import VERDICT_CACHE_TTL_S, fail, finish_all, mark_processing
 
@@ -25,13 +24,6 @@ def matcher() -> HashMatcher:
         rt = runtime.get_runtime()
         _MATCHER = HashMatcher(rt.redis, rt.settings.media.pdq_match_distance)
     return _MATCHER
-
-
-def reject(item_id: str, code: str, message: str) -> None:
-    rt = runtime.get_runtime()
-    rt.items.transition(item_id, "rejected", LIVE, "rejected",
-                        fields={"error_code": code, "error_message": message, "completed_at": time.time()},
-                        data={"code": code, "message": message})
 
 
 def hash_verdict(hit: Match, policy: Policy) -> dict[str, Any]:
@@ -90,7 +82,7 @@ def run(item_id: str) -> None:
     try:
         verdict, key = evaluate(item, path, policy)
     except MediaError as exc:
-        reject(item_id, exc.code, str(exc.message) if hasattr(exc, "message") else str(exc))
+        fail([item_id], exc.code, exc.message, status="rejected")
         return
     except ModelUnavailable as exc:
         fail([item_id], "model_unavailable", str(exc))

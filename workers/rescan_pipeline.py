@@ -108,7 +108,7 @@ def run_chunk(job_id: str, ids: list[str]) -> None:
     broker = redis.Redis.from_url(rt.settings.celery_broker_url, socket_timeout=2)
     try:
         for start in range(0, len(ids), SUB_BATCH):
-            if jobs.status(job_id) != "running" and jobs.status(job_id) != "planning":
+            if jobs.status(job_id) not in ("running", "planning"):
                 return  # cancelled (or unknown): stop without counting the rest
             yield_to_live(rt, broker)
             batch = [it for it in rt.items.get_many(ids[start : start + SUB_BATCH])

@@ -51,10 +51,11 @@ def _select(rt: runtime.Runtime, own: list[str], extra: list[str]) -> list[dict[
     return chosen
 
 
-def fail(item_ids: list[str], code: str, message: str) -> None:
+def fail(item_ids: list[str], code: str, message: str, status: str = "failed") -> None:
+    """End live items with an error: `failed` (our side) or `rejected` (bad input)."""
     rt = runtime.get_runtime()
     for item_id in item_ids:
-        rt.items.transition(item_id, "failed", LIVE, "failed",
+        rt.items.transition(item_id, status, LIVE, status,
                             fields={"error_code": code, "error_message": message, "completed_at": time.time()},
                             data={"code": code, "message": message})
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis
 import redis.asyncio as aioredis
 from fastapi import Depends, Header, Request
 
 from service.config import Settings
-from service.errors import Forbidden, Unauthorized, UnsupportedMediaType
+from service.errors import Forbidden, NotFound, Unauthorized, UnsupportedMediaType
 from service.policy import PolicyStore
 from service.queue import TaskQueue
 from service.security import Principal, Role
@@ -61,6 +61,16 @@ def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def visible_item(services: Services, principal: Principal, item_id: str,
+                 code: str = "moderation_not_found") -> dict[str, Any]:
+    """The item if the caller may see it. Another tenant's item is reported missing, not forbidden, so ids
+    cannot be probed."""
+    item = services.items.get(item_id)
+    if item is None or not principal.can_see(item["tenant"]):
+        raise NotFound(f"no moderation with id {item_id!r}", code=code)
+    return item
 
 
 def require(*roles: Role) -> Callable[[Principal], Principal]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import AnyRole, JsonBody, PlatformOrAdmin, ServicesDep
+from service.api.deps import AnyRole, JsonBody, PlatformOrAdmin, ServicesDep, visible_item
 from service.api.submit import (
     accepted,
     body_digest,
@@ -16,7 +16,7 @@ from service.api.submit import (
     create_items,
     wait_final,
 )
-from service.errors import ApiError, InvalidInput, NotFound
+from service.errors import ApiError, InvalidInput
 from service.schemas import (
     Accepted,
     BatchAccepted,
@@ -110,18 +110,10 @@ async def submit_batch(
     return {"items": [accepted(i) for i in ids]}
 
 
-def _visible(services: ServicesDep, principal: Principal, item_id: str) -> dict[str, Any]:
-    item = services.items.get(item_id)
-    # Another tenant's item is reported as missing, not forbidden, so ids cannot be probed.
-    if item is None or not principal.can_see(item["tenant"]):
-        raise NotFound(f"no moderation with id {item_id!r}", code="moderation_not_found")
-    return item
-
-
 @router.get("/{item_id}", response_model=Moderation, response_model_exclude_none=False)
 def get_moderation(item_id: str, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
     """Status and, when done, the verdict of one moderation."""
-    return public_item(_visible(services, principal, item_id))
+    return public_item(visible_item(services, principal, item_id))
 
 
 @router.get("", response_model=ModerationList)
@@ -154,5 +146,5 @@ def list_moderations(
 @router.get("/{item_id}/webhooks", response_model=DeliveryList)
 def list_deliveries(item_id: str, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
     """Every webhook delivery attempt for this moderation, oldest first."""
-    _visible(services, principal, item_id)
+    visible_item(services, principal, item_id)
     return {"items": services.items.deliveries(item_id)}

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import AnyRole, JsonBody, ModeratorOrAdmin, PlatformOrAdmin, Services, ServicesDep
-from service.errors import ApiError, InvalidInput, NotFound
+from service.api.deps import AnyRole, JsonBody, ModeratorOrAdmin, PlatformOrAdmin, ServicesDep, visible_item
+from service.errors import ApiError, InvalidInput
 from service.queue import WEBHOOK_TASK
 from service.security import Principal
 from service.store.reviews import ReviewError
@@ -112,17 +112,10 @@ def review_stats(services: ServicesDep, principal: ModeratorOrAdmin, tenant: str
     return services.reviews.stats(t, items)
 
 
-def _item_for(services: Services, principal: Principal, item_id: str) -> dict[str, Any]:
-    item = services.items.get(item_id)
-    if item is None or not principal.can_see(item["tenant"]):
-        raise NotFound(f"no review item {item_id!r}", code="review_not_found")
-    return item
-
-
 @router.post("/{item_id}/claim", dependencies=[JsonBody])
 def claim(item_id: str, body: ClaimRequest, services: ServicesDep, principal: ModeratorOrAdmin) -> dict[str, Any]:
     """Take (or renew) the lease on an item; exactly one moderator can hold it."""
-    item = _item_for(services, principal, item_id)
+    item = visible_item(services, principal, item_id, "review_not_found")
     lease = min(body.lease_s or services.settings.review_lease_s, services.settings.review_lease_max_s)
     try:
         expires = services.reviews.claim(item["tenant"], item_id, principal.key_id, principal.name, lease)
@@ -135,7 +128,7 @@ def claim(item_id: str, body: ClaimRequest, services: ServicesDep, principal: Mo
 def decide(item_id: str, body: DecisionRequest, services: ServicesDep,
            principal: ModeratorOrAdmin) -> dict[str, Any]:
     """Approve, remove or escalate; only the lease holder. Overrides the automated verdict."""
-    item = _item_for(services, principal, item_id)
+    item = visible_item(services, principal, item_id, "review_not_found")
     try:
         human = services.reviews.decide(item["tenant"], item_id, principal.key_id, principal.name, body.action,
                                         body.categories, body.reason)
@@ -150,9 +143,7 @@ def decide(item_id: str, body: DecisionRequest, services: ServicesDep,
 @appeals.post("/{item_id}/appeal", status_code=202, dependencies=[JsonBody])
 def appeal(item_id: str, body: AppealRequest, services: ServicesDep, principal: PlatformOrAdmin) -> dict[str, Any]:
     """Send a finished item back to human review as an appeal (decided by a different moderator)."""
-    item = services.items.get(item_id)
-    if item is None or not principal.can_see(item["tenant"]):
-        raise NotFound(f"no moderation with id {item_id!r}", code="moderation_not_found")
+    item = visible_item(services, principal, item_id)
     try:
         services.reviews.appeal(item["tenant"], item_id, body.message, principal.key_id)
     except ReviewError as exc:
@@ -163,7 +154,5 @@ def appeal(item_id: str, body: AppealRequest, services: ServicesDep, principal: 
 @appeals.get("/{item_id}/history")
 def history(item_id: str, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
     """Every state change of the item, oldest first (from its Redis audit stream)."""
-    item = services.items.get(item_id)
-    if item is None or not principal.can_see(item["tenant"]):
-        raise NotFound(f"no moderation with id {item_id!r}", code="moderation_not_found")
+    visible_item(services, principal, item_id)
     return {"id": item_id, "events": services.items.history(item_id)}
