@@ -9,10 +9,13 @@ COPY pyproject.toml README.md ./
 COPY service service
 COPY workers workers
 COPY models models
+COPY common common
+COPY companion companion
+COPY training training
 COPY policies policies
 COPY scripts scripts
 RUN pip install -e . flower==2.2.0
 # Build/fetch the default models into the image so containers start offline.
 RUN python -m scripts.prepare --data-dir /app/var
 EXPOSE 8000 8001
-CMD ["python", "-m", "uvicorn", "--factory", "service.main:create_app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["python", "-m", "uvicorn", "--factory", "service.gateway.app:create_app", "--host", "0.0.0.0", "--port", "8000"]

@@ -15,14 +15,14 @@ import numpy as np
 from fastapi.testclient import TestClient
 from tqdm import tqdm
 
+from companion.app import create_app
 from models.faq.encoder import Encoder, MiniLMEncoder
-from models.faq.evaluate import DEFAULT_EVAL, load_eval
 from models.faq.tfidf_baseline import TfidfEncoder
 from models.recsys.engine import RecEngine
-from models.recsys.fetch import DEFAULT_DATA_DIR, fetch
-from service.companion.app import create_app
-from service.companion.config import CompanionSettings
-from service.config import Settings
+from service.core.config import Settings
+from service.core.config_companion import CompanionSettings
+from training.faq.evaluate import DEFAULT_EVAL, load_eval
+from training.recsys.fetch import DEFAULT_DATA_DIR, fetch
 
 
 def run(engine: RecEngine, encoder: Encoder, name: str, questions: list[str]) -> list[float]:

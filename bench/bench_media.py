@@ -27,10 +27,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.vision.fetch import CACHE, DATA_DIR, fetch_data, fetch_models  # noqa: E402
+from common.media_settings import MediaSettings  # noqa: E402
 from models.vision.pipeline import moderate_image_file, prepare_video, score_prepared  # noqa: E402
 from models.vision.video import SampledVideo, VideoLimits, sample_video  # noqa: E402
-from service.media_config import MediaSettings  # noqa: E402
+from training.vision.fetch import CACHE, DATA_DIR, fetch_data, fetch_models  # noqa: E402
 
 
 def make_video(path: Path, seconds: int = 60, fps: int = 30, size: tuple[int, int] = (1280, 720)) -> Path:

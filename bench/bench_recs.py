@@ -23,14 +23,14 @@ from fastapi.testclient import TestClient
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from companion.app import create_app
 from models.faq.tfidf_baseline import TfidfEncoder
 from models.recsys.data import load_ratings
 from models.recsys.engine import RecEngine
-from models.recsys.fetch import DEFAULT_DATA_DIR, fetch
-from service.companion.app import create_app
-from service.companion.config import CompanionSettings
-from service.config import Settings
+from service.core.config import Settings
+from service.core.config_companion import CompanionSettings
 from tests.support.redis_server import RedisServer
+from training.recsys.fetch import DEFAULT_DATA_DIR, fetch
 
 
 def pct(ts: list[float]) -> tuple[float, float, float]:

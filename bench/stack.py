@@ -56,7 +56,7 @@ def private_stack(env_extra: dict[str, str], workers: list[tuple[str, int]], gat
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         glog = open(tmp / "gateway.log", "wb")  # noqa: SIM115
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "service.main:create_app", "--port", str(gport),
+            [sys.executable, "-m", "uvicorn", "--factory", "service.gateway.app:create_app", "--port", str(gport),
              "--log-level", "warning", "--workers", str(gateway_workers)],
             cwd=ROOT, env=env, stdout=glog, stderr=subprocess.STDOUT, start_new_session=True))
         base = f"http://127.0.0.1:{gport}"

@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (what, module, extra args); each module is the owner's own CLI.
 STEPS: list[tuple[str, str, list[str]]] = [
-    ("default text model", "models.text.build", []),
-    ("image models", "models.vision.fetch", []),
-    ("recommendation data", "models.recsys.fetch", []),
+    ("default text model", "training.text.build", []),
+    ("image models", "training.vision.fetch", []),
+    ("recommendation data", "training.recsys.fetch", []),
 ]
 
 

@@ -27,9 +27,9 @@ echo "==> starting workers and apps"
 start worker-text $VPY -m celery -A workers.app worker -Q text,webhooks -c "${MOD_TEXT_CONCURRENCY:-1}" -n text@%h
 start worker-media $VPY -m celery -A workers.app worker -Q media -c 1 -n media@%h
 start worker-rescan $VPY -m celery -A workers.app worker -Q rescan -c 1 -n rescan@%h
-start companion $VPY -m uvicorn service.companion.app:app --host "$HOST" --port 8001
+start companion $VPY -m uvicorn companion.app:app --host "$HOST" --port 8001
 echo "==> gateway on http://$HOST:$PORT — API docs: http://$HOST:$PORT/docs (companion: http://$HOST:8001/docs)"
 echo "    dev keys: admin 'dev-admin-key', platform 'dev-platform-key', moderator 'dev-moderator-key' (tenant demo)"
-$VPY -m uvicorn --factory service.main:create_app --host "$HOST" --port "$PORT" &
+$VPY -m uvicorn --factory service.gateway.app:create_app --host "$HOST" --port "$PORT" &
 PIDS+=($!)
 wait "${PIDS[-1]}"

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-.venv/bin/ruff check service workers models tests bench scripts
-.venv/bin/mypy service workers models
+.venv/bin/ruff check service workers models common companion training tests bench scripts
+.venv/bin/mypy service workers models common companion training
+.venv/bin/lint-imports
 exec .venv/bin/python -m pytest "$@"

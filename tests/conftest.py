@@ -42,7 +42,7 @@ from dataclasses import dataclass  # noqa: E402
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from service.config import Settings  # noqa: E402
+from service.core.config import Settings  # noqa: E402
 from tests.support.workers import WorkerProcess, settings_env  # noqa: E402
 
 ADMIN_KEY = "test-admin-key"
@@ -50,7 +50,7 @@ ADMIN_KEY = "test-admin-key"
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.text.tiny import build_tiny_checkpoint
+    from training.text.tiny import build_tiny_checkpoint
 
     return build_tiny_checkpoint(Path(tmp_path_factory.mktemp("models")) / "tiny-text", seed=0)
 
@@ -95,7 +95,7 @@ def stack(redis_server: RedisServer, tiny_model: Path, tmp_path_factory: pytest.
 
 @pytest.fixture(scope="session")
 def api(stack: Stack) -> Iterator[TestClient]:
-    from service.main import create_app
+    from service.gateway.app import create_app
 
     with TestClient(create_app(stack.settings)) as client:
         yield client

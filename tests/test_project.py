@@ -16,7 +16,7 @@ HEAVY = ("torch", "transformers", "onnxruntime", "cv2")
 
 def test_gateway_import_is_torch_free() -> None:
     code = (
-        "import sys; from service.main import create_app; create_app(); "
+        "import sys; from service.gateway.app import create_app; create_app(); "
         f"heavy = [m for m in {HEAVY!r} if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
@@ -49,7 +49,7 @@ def test_compose_commands_exist() -> None:
             app_mod = cmd[cmd.index("-A") + 1]
             assert _module_exists(app_mod), f"{name}: celery app {app_mod} missing"
             if "-Q" in cmd:
-                from service.queue import QUEUES
+                from service.core.queue import QUEUES
 
                 assert set(cmd[cmd.index("-Q") + 1].split(",")) <= set(QUEUES)
             if "flower" in cmd:

@@ -8,8 +8,8 @@ from typing import Any
 
 from celery.signals import celeryd_after_setup, worker_process_init, worker_process_shutdown, worker_ready
 
-from service.config import get_settings
-from service.queue import make_celery
+from service.core.config import get_settings
+from service.core.queue import make_celery
 
 log = logging.getLogger("workers")
 

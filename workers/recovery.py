@@ -6,8 +6,8 @@ import logging
 
 from redis.exceptions import RedisError
 
-from service.config import Settings
-from service.queue import MEDIA_TASK, TaskQueue
+from service.core.config import Settings
+from service.core.queue import MEDIA_TASK, TaskQueue
 from service.store.client import sync_client
 from service.store.items import ItemStore
 

@@ -14,8 +14,8 @@ import time
 
 from tqdm import tqdm
 
-from service.config import get_settings
-from service.queue import RESCAN_PLAN_TASK, TaskQueue
+from service.core.config import get_settings
+from service.core.queue import RESCAN_PLAN_TASK, TaskQueue
 from service.store.client import sync_client
 from service.store.rescans import RescanStore
 

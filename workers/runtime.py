@@ -13,9 +13,9 @@ from typing import Any
 
 import redis
 
-from service.config import Settings, get_settings
-from service.policy import PolicyStore
-from service.queue import TaskQueue
+from service.core.config import Settings, get_settings
+from service.core.policy import PolicyStore
+from service.core.queue import TaskQueue
 from service.store.client import as_strs, sync_client
 from service.store.items import ItemStore
 
@@ -71,9 +71,8 @@ def get_runtime() -> Runtime:
     return _RUNTIME
 
 
-def text_model() -> ModelSlot:
+def text_model(rt: Runtime) -> ModelSlot:
     """The text classifier of this process, loaded on first use (eagerly at start on text workers)."""
-    rt = get_runtime()
     slot = rt.models.get("text")
     if slot is None:
         slot = ModelSlot()
@@ -109,9 +108,8 @@ def _load_text(rt: Runtime, slot: ModelSlot) -> None:
     log.info("text model %s loaded from %s (%d torch threads)", model.model_id, s.text_model_path, threads)
 
 
-def vision_models() -> ModelSlot:
+def vision_models(rt: Runtime) -> ModelSlot:
     """The image classifiers of this process (ONNX Runtime), loaded once; a missing file is reported."""
-    rt = get_runtime()
     slot = rt.models.get("vision")
     if slot is None:
         slot = ModelSlot()
@@ -133,7 +131,7 @@ def vision_models() -> ModelSlot:
 
 def sweep_outbox(rt: Runtime, limit: int = 200) -> int:
     """Re-send webhooks owed for longer than the grace period (their first send was lost)."""
-    from service.queue import WEBHOOK_TASK
+    from service.core.queue import WEBHOOK_TASK
     from service.store.items import OUTBOX_KEY
 
     now = time.time()
@@ -165,9 +163,9 @@ def _heartbeat_loop(rt: Runtime) -> None:
 def start_process() -> None:
     rt = get_runtime()
     if "text" in rt.queues or "rescan" in rt.queues:
-        text_model()
+        text_model(rt)
     if "media" in rt.queues or "rescan" in rt.queues:
-        vision_models()
+        vision_models(rt)
     threading.Thread(target=_heartbeat_loop, args=(rt,), name="heartbeat", daemon=True).start()
 
 

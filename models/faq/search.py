@@ -1,7 +1,7 @@
 """Owns FAQ retrieval: a pure top-k over normalised embeddings, per-entry aggregation and the confidence decision.
 
 Rasa's FallbackClassifier uses threshold 0.3 and ambiguity gap 0.1 on intent confidences; our scores are cosine
-similarities, so both numbers are calibrated on the held-out paraphrase set (see models.faq.evaluate).
+similarities, so both numbers are calibrated on the held-out paraphrase set (see training.faq.evaluate).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ CATEGORIES: tuple[str, ...] = ("sexual", "violence")
 
 
 class ModelMissing(RuntimeError):
-    """Weights are not in the model dir: run `python -m models.vision.fetch`."""
+    """Weights are not in the model dir: run `python -m training.vision.fetch`."""
 
 
 class OnnxImageClassifier:
@@ -35,7 +35,7 @@ class OnnxImageClassifier:
                  providers: Sequence[str] | None = None) -> None:
         path = model_dir / self.name / "model.onnx"
         if not path.is_file():
-            raise ModelMissing(f"{path} is missing; run `python -m models.vision.fetch`")
+            raise ModelMissing(f"{path} is missing; run `python -m training.vision.fetch`")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:

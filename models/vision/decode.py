@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from common.sniff import IMAGE_FORMATS, sniff
 from models.vision.errors import ImageError
-from service.media.sniff import IMAGE_FORMATS, sniff
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.media_settings import MediaSettings
+from common.sniff import HEAD_BYTES, sniff
 from models.vision.classifiers import CATEGORIES, combine, load_classifiers
 from models.vision.decode import Frame, ImageLimits, decode_image
 from models.vision.errors import MediaError
 from models.vision.hashing import PdqHash, frame_hashes, sha256_file
 from models.vision.segments import ScoredFrame, crosses, merge_segments
 from models.vision.video import VideoLimits, sample_video
-from service.media.sniff import HEAD_BYTES, sniff
-from service.media_config import MediaSettings
 
 __all__ = ["MediaError", "Prepared", "detect_kind", "moderate_file", "moderate_image_file", "moderate_video_file",
            "prepare_file", "prepare_image", "prepare_video", "score_prepared", "sha256_file"]

@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from common.sniff import HEAD_BYTES, VIDEO_FORMATS, sniff
 from models.vision.decode import Frame
 from models.vision.errors import VideoError
-from service.media.sniff import HEAD_BYTES, VIDEO_FORMATS, sniff
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 
-from service.security import (
+from service.core.security import (
     Principal,
     Role,
     hash_api_key,

@@ -7,7 +7,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from service.config import Settings
+from service.core.config import Settings
 
 
 def sync_client(settings: Settings) -> redis.Redis:

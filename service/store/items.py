@@ -217,7 +217,7 @@ class ItemStore:
         return CreateResult(False, json.loads(existing))
 
     def pop_ready_text(self, count: int) -> list[str]:
-        """Ids of text items waiting for a worker, for opportunistic batching (see workers.text_pipeline)."""
+        """Ids of text items waiting for a worker, for opportunistic batching (see workers.pipelines.text)."""
         if count <= 0:
             return []
         return as_strs(self.r.lpop(READY_TEXT_KEY, count))

@@ -114,6 +114,10 @@ class RescanStore:
             "redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1]) return 1 end return 0",
             1, f"mod:rescan:{job_id}", time.time()))
 
+    def fail(self, job_id: str, reason: str) -> None:
+        """Planning could not finish: stop the job (chunks already sent still count) instead of hanging."""
+        self.r.hset(f"mod:rescan:{job_id}", mapping={"status": "failed", "error": reason, "finished_at": time.time()})
+
     def is_counted(self, job_id: str, item_id: str) -> bool:
         return bool(self.r.sismember(f"mod:rescan:{job_id}:seen", item_id))
 

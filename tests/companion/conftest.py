@@ -11,16 +11,16 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from companion.app import create_app
 from models.faq.encoder import MiniLMEncoder
 from models.recsys.data import Ratings, kfold_indices, load_items, load_ratings
 from models.recsys.engine import RecEngine
-from models.recsys.fetch import DEFAULT_DATA_DIR, fetch
-from service.companion.app import create_app
-from service.companion.config import CompanionSettings
-from service.config import Settings
+from service.core.config import Settings
+from service.core.config_companion import CompanionSettings
 from tests.support.redis_server import RedisServer
+from training.recsys.fetch import DEFAULT_DATA_DIR, fetch
 
-FAQ_SRC = Path(__file__).resolve().parents[2] / "models" / "faq" / "data" / "collections"
+FAQ_SRC = Path(__file__).resolve().parents[2] / "companion" / "data" / "faq"
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from companion.app import create_app
 from models.recsys.engine import RecEngine
-from service.companion.app import create_app
 from service.store.blocked import mark_blocked
 from tests.companion.conftest import make_settings
 from tests.support.redis_server import free_port

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from models.faq.encoder import MiniLMEncoder
-from models.faq.evaluate import DEFAULT_EVAL, DEFAULT_FAQ, load_eval, run_encoder
 from models.faq.search import Hit, Thresholds, decide, top_k
 from models.faq.store import FaqEntry, FaqLoadError, load_collection
 from models.faq.tfidf_baseline import TfidfEncoder
+from training.faq.evaluate import DEFAULT_EVAL, DEFAULT_FAQ, load_eval, run_encoder
 
 
 def test_shipped_faq_is_valid_and_large_enough() -> None:

@@ -6,7 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from models.recsys.evaluate import main
+from training.recsys.evaluate import main
 
 HAVE_SURPRISE = importlib.util.find_spec("surprise") is not None
 

@@ -9,9 +9,9 @@ from models.recsys.base import PredictionImpossible
 from models.recsys.content import ContentTfidf
 from models.recsys.data import Ratings
 from models.recsys.knn import UserKNN
-from models.recsys.metrics import ranking_at_k, rmse
 from models.recsys.popular import Popularity
 from models.recsys.svd import SVD
+from training.recsys.metrics import ranking_at_k, rmse
 
 Fold = tuple[Ratings, Ratings]
 

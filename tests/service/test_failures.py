@@ -10,8 +10,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from service.config import Settings
-from service.main import create_app
+from service.core.config import Settings
+from service.gateway.app import create_app
 from service.store.items import ItemStore
 from tests.conftest import stack_values
 from tests.support.redis_server import RedisServer, free_port

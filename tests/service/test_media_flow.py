@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from models.vision.fetch import DATA_DIR, MODEL_DIR, fetch_data, fetch_models
 from tests.conftest import Stack, admin_headers, new_key, stack_values
+from tests.models.vision.media import photo, write_video
+from tests.models.vision.test_bad_inputs import CASES
 from tests.support.workers import WorkerProcess, poll, settings_env
-from tests.vision.media import photo, write_video
-from tests.vision.test_bad_inputs import CASES
+from training.vision.fetch import DATA_DIR, MODEL_DIR, fetch_data, fetch_models
 
 FINAL = ("done", "failed", "rejected")
 UPLOAD_REFUSALS = {"empty_file", "unsupported_format", "audio_only"}
@@ -100,7 +100,7 @@ def test_bad_input_corpus_through_the_worker(api: TestClient, media_worker: Work
     ran = 0
     for case_id, builder, expected, settings in CASES:
         if settings is not None:
-            continue  # needs non-default limits; covered in tests/vision
+            continue  # needs non-default limits; covered in tests/models/vision
         sub = tmp_path / case_id
         sub.mkdir()
         data = builder(data_dir, sub).read_bytes()

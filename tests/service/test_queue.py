@@ -7,8 +7,8 @@ import json
 
 import redis
 
-from service.config import Settings
-from service.queue import TEXT_TASK, TaskQueue
+from service.core.config import Settings
+from service.core.queue import TEXT_TASK, TaskQueue
 from tests.support.redis_server import RedisServer
 
 

@@ -11,8 +11,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from models.text.labels import CATEGORIES
-from service.config import Settings
-from service.main import create_app
+from service.core.config import Settings
+from service.gateway.app import create_app
 from service.store.rescans import RescanStore
 from tests.conftest import Stack, admin_headers, new_key, stack_values
 from tests.support.receiver import webhook_receiver

@@ -7,7 +7,7 @@ import time
 
 from fastapi.testclient import TestClient
 
-from service.security import verify_webhook
+from service.core.security import verify_webhook
 from tests.conftest import new_key
 from tests.support.receiver import webhook_receiver
 from tests.support.workers import poll

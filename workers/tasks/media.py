@@ -9,31 +9,23 @@ from celery.exceptions import SoftTimeLimitExceeded
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.queue import HASHFILE_TASK, MEDIA_TASK
-from workers import media_pipeline, runtime, text_pipeline
+from service.core.queue import HASHFILE_TASK, MEDIA_TASK
+from workers import lifecycle, runtime
 from workers.app import app, settings
-
-_COMMON = {"acks_late": True, "reject_on_worker_lost": True, "soft_time_limit": settings.media_task_soft_time_limit_s,
-           "time_limit": settings.media_task_time_limit_s,
-           "autoretry_for": (RedisConnectionError, RedisTimeoutError), "retry_backoff": True,
-           "retry_backoff_max": 60, "retry_jitter": True, "max_retries": settings.task_max_retries}
+from workers.base import marks_failure, task_options
+from workers.pipelines import media as media_pipeline
 
 
-@app.task(name=MEDIA_TASK, **_COMMON)
+@app.task(name=MEDIA_TASK, **task_options(settings, long=True))
 def classify_media(item_id: str) -> None:
     """Moderate one uploaded image or video; bad files end `rejected` with a stable code."""
-    try:
-        media_pipeline.run(item_id)
-    except SoftTimeLimitExceeded:
-        text_pipeline.fail([item_id], "timeout", f"media scoring exceeded {settings.media_task_soft_time_limit_s}s")
-    except (RedisConnectionError, RedisTimeoutError):
-        raise
-    except Exception as exc:
-        text_pipeline.fail([item_id], "internal_error", f"{type(exc).__name__}: {exc}")
-        raise
+    rt = runtime.get_runtime()
+    with marks_failure(lambda code, msg: lifecycle.fail(rt, [item_id], code, msg),
+                       settings.media_task_soft_time_limit_s, "media scoring"):
+        media_pipeline.run(rt, item_id)
 
 
-@app.task(name=HASHFILE_TASK, **_COMMON)
+@app.task(name=HASHFILE_TASK, **task_options(settings, long=True))
 def hash_file(job_id: str, tenant: str, name: str, blob_key: str) -> None:
     """SHA-256 + PDQ of an uploaded file, added to the tenant's list; the upload is deleted afterwards."""
     from models.vision.errors import MediaError

@@ -12,12 +12,12 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from celery import Task
 
-from service.queue import WEBHOOK_TASK
-from service.security import sign_webhook
+from service.core.queue import WEBHOOK_TASK
+from service.core.security import sign_webhook
+from service.core.urls import CallbackUrlError, resolve_callback
+from service.core.views import public_item
 from service.store.apikeys import TenantStore
 from service.store.items import OUTBOX_KEY
-from service.urls import CallbackUrlError, resolve_callback
-from service.views import public_item
 from workers import runtime
 from workers.app import app, settings
 

@@ -1,0 +1,111 @@
+"""Owns the companion's process state: the fitted recommender engine, FAQ indexes per (tenant, collection), Redis.
+
+Built once in the app lifespan; tests pass a prebuilt engine/encoder to share one fit across app instances.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from companion.errors import FaqLoadFailed, StoreUnavailable, UnknownCollectionError
+from models.faq.encoder import Encoder
+from models.faq.search import FaqIndex, Thresholds
+from models.faq.store import FaqLoadError, discover, load_collection
+from models.recsys.engine import RecEngine
+from models.recsys.knn import UserKNN
+from models.recsys.svd import SVD
+from service.core.config import Settings
+from service.store.blocked import blocked_among
+
+
+def build_engine(settings: Settings) -> RecEngine:
+    c = settings.companion
+    data_dir = c.recs_data_dir or settings.data_dir / "data"
+    if c.fetch_on_start:
+        from training.recsys.fetch import fetch
+
+        fetch(data_dir)
+    return RecEngine.build(
+        data_dir,
+        svd=SVD(n_factors=c.svd_factors, n_epochs=c.svd_epochs, reg=c.svd_reg),
+        knn=UserKNN(k=c.knn_k, shrinkage=c.knn_shrinkage, candidates=c.knn_candidates,
+                    rank_shrinkage=c.knn_rank_shrinkage),
+        min_support=c.min_item_support,
+    )
+
+
+def build_encoder(settings: Settings) -> Encoder:
+    if settings.companion.faq_encoder == "tfidf":
+        from models.faq.tfidf_baseline import TfidfEncoder
+
+        return TfidfEncoder()
+    from models.faq.encoder import MiniLMEncoder
+
+    return MiniLMEncoder()
+
+
+@dataclass
+class FaqRegistry:
+    """Indexes keyed by (tenant, collection); reload builds new indexes first and swaps only on success."""
+
+    root: Path
+    encoder: Encoder
+    thresholds: Thresholds
+    indexes: dict[tuple[str, str], FaqIndex] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _build(self, path: Path, name: str) -> FaqIndex:
+        enc = self.encoder
+        if enc.name == "tfidf":  # a lexical index is fitted per collection vocabulary
+            from models.faq.tfidf_baseline import TfidfEncoder
+
+            enc = TfidfEncoder()
+        try:
+            return FaqIndex(load_collection(path, name), enc, self.thresholds)
+        except FaqLoadError as exc:
+            raise FaqLoadFailed(str(exc), {"path": exc.path, "line": exc.line, "reason": exc.reason}) from exc
+
+    def reload(self, tenant: str | None = None, collection: str | None = None) -> list[tuple[str, str]]:
+        files = discover(self.root)
+        wanted = {key: p for key, p in files.items()
+                  if (tenant is None or key[0] == tenant) and (collection is None or key[1] == collection)}
+        if (tenant or collection) and not wanted:
+            raise UnknownCollectionError(f"no FAQ file for tenant={tenant} collection={collection}",
+                                         {"tenant": tenant, "collection": collection})
+        built = {key: self._build(p, key[1]) for key, p in wanted.items()}  # all or nothing
+        with self.lock:
+            if tenant is None and collection is None:
+                self.indexes = built  # full reload also drops collections whose file was deleted
+            else:
+                self.indexes = {**self.indexes, **built}
+        return sorted(built)
+
+    def get(self, tenant: str, collection: str) -> FaqIndex:
+        with self.lock:
+            idx = self.indexes.get((tenant, collection))
+        if idx is None:
+            raise UnknownCollectionError(f"no FAQ collection {collection!r} for tenant {tenant!r}",
+                                         {"tenant": tenant, "collection": collection})
+        return idx
+
+
+@dataclass
+class CompanionState:
+    settings: Settings
+    engine: RecEngine
+    faq: FaqRegistry
+    redis: redis.Redis
+
+    def blocked(self, external_ids: Sequence[str]) -> set[str]:
+        try:
+            return blocked_among(self.redis, self.settings.companion.tenant, external_ids)
+        except redis.RedisError as exc:
+            raise StoreUnavailable("cannot read the moderation block list", {"error": type(exc).__name__}) from exc
+
+    def external_id(self, item_id: str) -> str:
+        return self.settings.companion.external_id_format.format(item_id=item_id)

@@ -1,0 +1,131 @@
+"""One Settings object for gateway, workers and companion: read once from env (prefix MOD_) and `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.media_settings import MediaSettings
+from service.core.config_companion import CompanionSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+# Placeholder secrets are fine on a laptop and refused anywhere else (see _refuse_placeholders).
+PLACEHOLDER_SECRETS = {"dev-admin-key", "dev-platform-key", "dev-moderator-key", "changeme"}
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service. Nested sections use `__`, e.g. MOD_MEDIA__MAX_IMAGE_BYTES."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOD_", env_file=".env", env_nested_delimiter="__", extra="ignore"
+    )
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Broker defaults to the same Redis; a separate DB index keeps Celery's keys out of the verdict store.
+    broker_url: str | None = None
+    redis_socket_timeout_s: float = 5.0
+    data_dir: Path = ROOT / "var"
+
+    # API keys created at gateway start so a fresh install is usable; placeholders only allowed in dev/test.
+    bootstrap_admin_key: SecretStr = SecretStr("dev-admin-key")
+    bootstrap_platform_key: SecretStr | None = SecretStr("dev-platform-key")
+    bootstrap_moderator_key: SecretStr | None = SecretStr("dev-moderator-key")
+    bootstrap_tenant: str = "demo"
+
+    # Request limits.
+    max_text_chars: int = 100_000
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_batch_items: int = 256
+    max_wait_s: float = 10.0
+    max_metadata_bytes: int = 8 * 1024
+
+    # Text model.
+    text_model_path: str = str(ROOT / "var" / "models" / "text-default")
+    text_label_map: Path | None = None
+    text_batch_size: int = 32
+    text_max_tokens: int = 256
+    torch_threads: int | None = None
+    policy_path: Path = ROOT / "policies" / "default.yaml"
+
+    # Celery: visibility timeout must exceed the hard time limit of the longest task, or a slow task is
+    # redelivered while still running.
+    task_soft_time_limit_s: int = 60
+    task_time_limit_s: int = 90
+    visibility_timeout_s: int = 1200
+    # How often a worker sweeps for unacked messages of dead workers (kombu's defaults: 10 s x every 10th).
+    unacked_restore_interval_s: int = 10
+    unacked_restore_throttle: int = 10
+    task_max_retries: int = 5
+    # Media tasks decode whole videos: their own, longer limits (visibility timeout must stay above them).
+    media_task_soft_time_limit_s: int = 900
+    media_task_time_limit_s: int = 960
+    # Uploaded media is kept this long for rescans and appeals, then purged (items count as `skipped`).
+    blob_retention_s: float = 30 * 86400
+    text_task_chunk: int = 64
+    # Characters of text per task (long texts are scored sentence by sentence): keeps a chunk of 100k-char
+    # texts inside the task time limit.
+    text_task_max_chars: int = 200_000
+    worker_heartbeat_s: float = 5.0
+    # Items still queued/processing after this long are re-enqueued by a starting worker (idempotent).
+    requeue_after_s: float = 600.0
+
+    # Human review.
+    review_lease_s: float = 300.0
+    review_lease_max_s: float = 3600.0
+
+    # Rescans: chunk size per task, and how long a rescan chunk yields to a live backlog before each batch.
+    rescan_chunk_size: int = 100
+    rescan_yield_max_s: float = 5.0
+
+    # Webhooks.
+    webhook_timeout_s: float = 5.0
+    webhook_max_retries: int = 8
+    webhook_backoff_base_s: float = 2.0
+    webhook_backoff_max_s: int = 600
+    # Webhooks owed but never started (e.g. the broker failed right after the verdict) are re-sent by
+    # webhook workers: every `sweep` seconds, those older than `grace` seconds.
+    webhook_outbox_sweep_s: float = 30.0
+    webhook_outbox_grace_s: float = 300.0
+    callback_allow_hosts: list[str] = Field(default_factory=list)
+    callback_allow_http: bool = True
+
+    # Fault injection for failure tests only: a text containing this marker makes the text task pause
+    # after it marked the item `processing`, so a test can kill the worker mid-task. Unset in production.
+    fault_pause_marker: str | None = None
+    fault_pause_s: float = 30.0
+
+    companion: CompanionSettings = Field(default_factory=CompanionSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.env == "prod":
+            admin = self.bootstrap_admin_key.get_secret_value()
+            if admin in PLACEHOLDER_SECRETS or len(admin) < 16:
+                raise ValueError("MOD_BOOTSTRAP_ADMIN_KEY is a placeholder or shorter than 16 characters")
+            # The platform/moderator bootstrap keys are optional: empty means "install none".
+            for name in ("bootstrap_platform_key", "bootstrap_moderator_key"):
+                value = getattr(self, name)
+                if value is not None and value.get_secret_value() in PLACEHOLDER_SECRETS:
+                    raise ValueError(f"MOD_{name.upper()} is a dev placeholder; set a real secret or leave it empty")
+        if self.fault_pause_marker and self.env == "prod":
+            raise ValueError("MOD_FAULT_PAUSE_MARKER is for tests only and refused in prod")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

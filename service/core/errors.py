@@ -1,0 +1,132 @@
+"""Owns the service's exception hierarchy and its single mapping to JSON error responses.
+
+Every error body is `{"error": {"code": <stable code>, "message": <human text>, "details": {...}}}`; clients
+branch on `code`, never on the message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+# Custom pydantic error types we raise in schemas; they surface as the response code instead of the
+# generic `validation_error`.
+SCHEMA_ERROR_CODES = {"empty_text", "invalid_text", "invalid_callback_url", "metadata_too_large"}
+
+
+class ApiError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.details = details or {}
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code = 415, "unsupported_media_type"
+
+
+class InvalidInput(ApiError):
+    status, code = 422, "validation_error"
+
+
+class ServiceUnavailable(ApiError):
+    status, code = 503, "service_unavailable"
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _json(status: int, code: str, message: str, details: dict[str, Any] | None = None,
+          headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
+    415: "unsupported_media_type", 429: "rate_limited",
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every failure to the JSON error shape, once, for the whole app."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _json(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "type": e.get("type"), "msg": e.get("msg")}
+            for e in exc.errors()
+        ]
+        types = {e["type"] for e in errors}
+        if "json_invalid" in types:
+            return _json(400, "malformed_json", "request body is not valid JSON", {"errors": errors})
+        custom = [t for t in types if t in SCHEMA_ERROR_CODES]
+        if custom:
+            msg = next(e["msg"] for e in errors if e["type"] == custom[0])
+            return _json(422, str(custom[0]), str(msg), {"errors": errors})
+        return _json(422, "validation_error", "request failed validation", {"errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's message for a body that is not UTF-8 (json.loads raised UnicodeDecodeError).
+            return _json(400, "invalid_encoding", "request body is not valid UTF-8 JSON")
+        if exc.status_code == 413:  # a streamed body crossed the limit (see service.gateway.middleware)
+            return _json(413, "body_too_large", str(exc.detail))
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return _json(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    async def _broker_down(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("broker unavailable: %s", exc)
+        return _json(503, "queue_unavailable", "the task queue is unreachable; retry later",
+                     headers={"Retry-After": "5"})
+
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(redis.exceptions.TimeoutError)
+    async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("redis unavailable: %s", exc)
+        return _json(503, "store_unavailable", "the verdict store (Redis) is unreachable; retry later",
+                     headers={"Retry-After": "5"})

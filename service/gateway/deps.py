@@ -1,0 +1,98 @@
+"""Owns the gateway's FastAPI dependencies: settings, stores, the queue and the authenticated principal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import redis
+import redis.asyncio as aioredis
+from fastapi import Depends, Header, Request
+
+from service.core.config import Settings
+from service.core.errors import Forbidden, NotFound, Unauthorized, UnsupportedMediaType
+from service.core.policy import PolicyStore
+from service.core.queue import TaskQueue
+from service.core.security import Principal, Role
+from service.store.apikeys import ApiKeyStore, TenantStore
+from service.store.items import ItemStore
+from service.store.reviews import ReviewStore
+
+
+@dataclass
+class Services:
+    """Everything a request handler needs, built once in the lifespan."""
+
+    settings: Settings
+    redis: redis.Redis
+    aredis: aioredis.Redis
+    items: ItemStore
+    keys: ApiKeyStore
+    tenants: TenantStore
+    policies: PolicyStore
+    queue: TaskQueue
+    reviews: ReviewStore
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_principal(
+    services: ServicesDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Principal:
+    key = x_api_key
+    if not key and authorization:
+        scheme, _, token = authorization.partition(" ")
+        key = token.strip() if scheme.lower() == "bearer" else None
+    if not key:
+        raise Unauthorized("missing API key: send `Authorization: Bearer <key>` or `X-API-Key`",
+                           code="missing_api_key")
+    principal = services.keys.authenticate(key)
+    if principal is None:
+        raise Unauthorized("unknown or revoked API key", code="invalid_api_key")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def visible_item(services: Services, principal: Principal, item_id: str,
+                 code: str = "moderation_not_found") -> dict[str, Any]:
+    """The item if the caller may see it. Another tenant's item is reported missing, not forbidden, so ids
+    cannot be probed."""
+    item = services.items.get(item_id)
+    if item is None or not principal.can_see(item["tenant"]):
+        raise NotFound(f"no moderation with id {item_id!r}", code=code)
+    return item
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(f"role {principal.role.value!r} may not do this; needs one of "
+                            f"{', '.join(r.value for r in roles)}", code="forbidden_role")
+        return principal
+    return check
+
+
+PlatformOrAdmin = Annotated[Principal, Depends(require(Role.platform, Role.admin))]
+AnyRole = Annotated[Principal, Depends(require(Role.platform, Role.moderator, Role.admin))]
+AdminOnly = Annotated[Principal, Depends(require(Role.admin))]
+ModeratorOrAdmin = Annotated[Principal, Depends(require(Role.moderator, Role.admin))]
+
+
+def require_json(request: Request) -> None:
+    """JSON endpoints refuse other content types up front (FastAPI would report a confusing 422)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise UnsupportedMediaType(f"Content-Type must be application/json, got {ctype or 'none'!r}")
+
+
+JsonBody = Depends(require_json)

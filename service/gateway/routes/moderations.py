@@ -1,0 +1,150 @@
+"""Owns the text moderation endpoints: submit, batch submit, read, look up, webhook deliveries."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from service.core.errors import ApiError, InvalidInput
+from service.core.security import Principal
+from service.core.urls import CallbackUrlError, validate_callback_url
+from service.core.views import public_item
+from service.gateway.deps import AnyRole, JsonBody, PlatformOrAdmin, ServicesDep, visible_item
+from service.gateway.schemas import (
+    Accepted,
+    BatchAccepted,
+    BatchRequest,
+    DeliveryList,
+    Moderation,
+    ModerationList,
+    ModerationRequest,
+)
+from service.gateway.submit import (
+    accepted,
+    body_digest,
+    check_text_limit,
+    create_items,
+    wait_final,
+)
+from service.store.items import FINAL, NewItem
+
+router = APIRouter(prefix="/v1/moderations", tags=["moderations"])
+
+IdemHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
+WaitQuery = Annotated[float | None, Query(ge=0, le=10, description="Seconds to wait for the verdict (≤ 10).")]
+
+
+def _new_text_item(services: ServicesDep, principal: Principal, req: ModerationRequest) -> NewItem:
+    settings = services.settings
+    check_text_limit(req.text, settings.max_text_chars)
+    if req.callback_url:
+        try:
+            validate_callback_url(req.callback_url, settings.callback_allow_hosts, settings.callback_allow_http)
+        except CallbackUrlError as exc:
+            raise InvalidInput(f"callback_url refused: {exc}", code="invalid_callback_url") from exc
+    return NewItem(
+        tenant=principal.tenant,
+        kind="text",
+        content_hash=hashlib.sha256(req.text.encode("utf-8")).hexdigest(),
+        external_id=req.external_id,
+        fields={"text": req.text, "metadata": req.metadata, "callback_url": req.callback_url,
+                "priority": req.priority},
+    )
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=None,
+    dependencies=[JsonBody],
+    responses={200: {"model": Moderation, "description": "Verdict ready within `wait`"},
+               202: {"model": Accepted, "description": "Queued; poll `status_url`"}},
+)
+async def submit(
+    body: ModerationRequest, services: ServicesDep, principal: PlatformOrAdmin, response: Response,
+    wait: WaitQuery = None, idempotency_key: IdemHeader = None,
+) -> dict[str, Any]:
+    """Queue one text for moderation; optionally wait up to 10 s for the verdict."""
+    # Only a callback URL needs DNS (blocking); without one, build the item on the event loop.
+    item = (await run_in_threadpool(_new_text_item, services, principal, body) if body.callback_url
+            else _new_text_item(services, principal, body))
+    ids, _ = await create_items(services, [item], idempotency_key, body_digest(body.model_dump()),
+                                lambda ids: services.queue.enqueue_text(ids, [len(body.text)]))
+    response.headers["Location"] = f"/v1/moderations/{ids[0]}"
+    if wait:
+        done = await wait_final(services, ids[0], min(wait, services.settings.max_wait_s))
+        if done is not None and done["status"] in FINAL:
+            response.status_code = 200
+            return public_item(done)
+    return accepted(ids[0])
+
+
+@router.post("/batch", status_code=202, response_model=BatchAccepted, dependencies=[JsonBody])
+async def submit_batch(
+    body: BatchRequest, services: ServicesDep, principal: PlatformOrAdmin,
+    idempotency_key: IdemHeader = None,
+) -> dict[str, Any]:
+    """Queue up to MOD_MAX_BATCH_ITEMS texts in one call; one moderation id each, in order."""
+    limit = services.settings.max_batch_items
+    if len(body.items) > limit:
+        raise ApiError(f"batch has {len(body.items)} items; the limit is {limit}", code="batch_too_large",
+                       status=413, details={"count": len(body.items), "limit": limit})
+
+    def build() -> list[NewItem]:
+        out = []
+        for i, req in enumerate(body.items):
+            try:
+                out.append(_new_text_item(services, principal, req))
+            except ApiError as exc:
+                exc.details = {**exc.details, "index": i}
+                raise
+        return out
+
+    items = await run_in_threadpool(build)
+    sizes = [len(req.text) for req in body.items]
+    ids, _ = await create_items(services, items, idempotency_key, body_digest(body.model_dump()),
+                                lambda ids: services.queue.enqueue_text(ids, sizes))
+    return {"items": [accepted(i) for i in ids]}
+
+
+@router.get("/{item_id}", response_model=Moderation, response_model_exclude_none=False)
+def get_moderation(item_id: str, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
+    """Status and, when done, the verdict of one moderation."""
+    return public_item(visible_item(services, principal, item_id))
+
+
+@router.get("", response_model=ModerationList)
+def list_moderations(
+    services: ServicesDep, principal: AnyRole,
+    external_id: Annotated[str | None, Query(max_length=256)] = None,
+    tenant: Annotated[str | None, Query(description="Admins only: which tenant to list.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> dict[str, Any]:
+    """Look up by `external_id`, or page through recent moderations (newest first)."""
+    scope = tenant if (principal.is_admin and tenant) else (None if principal.is_admin else principal.tenant)
+    if external_id is not None:
+        if scope is None:
+            raise InvalidInput("admins must pass `tenant` with `external_id`", code="tenant_required")
+        ids = services.items.ids_by_external_id(scope, external_id, limit)
+        next_cursor = None
+    else:
+        try:
+            before = float(cursor) if cursor else None
+        except ValueError as exc:
+            raise InvalidInput("cursor is not valid", code="invalid_cursor") from exc
+        ids = services.items.page(scope, before, limit)
+    items = [i for i in services.items.get_many(ids) if i is not None and principal.can_see(i["tenant"])]
+    if external_id is None:
+        next_cursor = f"{items[-1]['created_at']:.6f}" if len(ids) == limit and items else None
+    return {"items": [public_item(i) for i in items], "next_cursor": next_cursor}
+
+
+@router.get("/{item_id}/webhooks", response_model=DeliveryList)
+def list_deliveries(item_id: str, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
+    """Every webhook delivery attempt for this moderation, oldest first."""
+    visible_item(services, principal, item_id)
+    return {"items": services.items.deliveries(item_id)}

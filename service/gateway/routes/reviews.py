@@ -1,0 +1,158 @@
+"""Owns the moderator review API (queue, claim, decide, stats) and platform appeals + item history."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.core.errors import ApiError, InvalidInput
+from service.core.queue import WEBHOOK_TASK
+from service.core.security import Principal
+from service.core.views import public_item
+from service.gateway.deps import AnyRole, JsonBody, ModeratorOrAdmin, PlatformOrAdmin, ServicesDep, visible_item
+from service.store.reviews import ReviewError
+
+router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
+appeals = APIRouter(prefix="/v1/moderations", tags=["moderations"])
+
+
+class ClaimRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lease_s: float | None = Field(None, ge=10, description="Lease length; default MOD_REVIEW_LEASE_S (300).")
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["approve", "remove", "escalate"]
+    categories: list[str] = Field(default_factory=list, max_length=32)
+    reason: str = Field("", max_length=2000)
+
+
+class AppealRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(min_length=1, max_length=4000)
+
+
+def _tenant(principal: Principal, tenant: str | None) -> str:
+    if principal.is_admin:
+        if not tenant:
+            raise InvalidInput("admins must pass `tenant`", code="tenant_required")
+        return tenant
+    return principal.tenant
+
+
+def _review_view(item: dict[str, Any]) -> dict[str, Any]:
+    out = public_item(item)
+    out["content"] = item.get("text")  # moderators must see what they judge
+    for k in ("review_status", "review_score", "lease_holder", "lease_expires_at", "appeal", "escalated", "human"):
+        out[k] = item.get(k)
+    return out
+
+
+def _raise(exc: ReviewError) -> ApiError:
+    return ApiError(exc.message, code=exc.code, status=exc.status)
+
+
+@router.get("")
+def list_reviews(
+    services: ServicesDep, principal: ModeratorOrAdmin,
+    tenant: Annotated[str | None, Query(description="Admins only.")] = None,
+    category: str | None = None,
+    kind: Literal["text", "image", "video"] | None = None,
+    status: Literal["pending", "claimed"] = "pending",
+    min_age_s: Annotated[float | None, Query(ge=0)] = None,
+    max_age_s: Annotated[float | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The tenant's review queue in priority order (highest score, then oldest), with filters and a cursor."""
+    t = _tenant(principal, tenant)
+    now = time.time()
+
+    def keep(it: dict[str, Any] | None) -> bool:
+        if it is None:
+            return False
+        age = now - float(it.get("created_at") or now)
+        return ((category is None or category in (it.get("flagged") or [])) and (kind is None or it["kind"] == kind)
+                and (min_age_s is None or age >= min_age_s) and (max_age_s is None or age <= max_age_s))
+
+    if status == "claimed":
+        items = [i for i in services.items.get_many(services.reviews.claimed(t)) if keep(i)]
+        return {"items": [_review_view(i) for i in items[:limit] if i is not None], "next_cursor": None}
+    try:
+        after = (float(cursor.split(":", 1)[0]), cursor.split(":", 1)[1]) if cursor else None
+    except (ValueError, IndexError) as exc:
+        raise InvalidInput("cursor is not valid", code="invalid_cursor") from exc
+    out: list[dict[str, Any]] = []
+    next_cursor = None
+    while len(out) < limit:
+        page = services.reviews.page(t, after, 200)
+        if not page:
+            next_cursor = None
+            break
+        for (item_id, score), item in zip(page, services.items.get_many([p[0] for p in page]), strict=True):
+            after = (score, item_id)
+            if keep(item):
+                out.append(_review_view(item))  # type: ignore[arg-type]
+                if len(out) == limit:
+                    next_cursor = f"{score!r}:{item_id}"
+                    break
+    return {"items": out, "next_cursor": next_cursor}
+
+
+@router.get("/stats")
+def review_stats(services: ServicesDep, principal: ModeratorOrAdmin, tenant: str | None = None) -> dict[str, Any]:
+    """Pending by category and age bucket, decisions per moderator per day, median time-to-decision."""
+    t = _tenant(principal, tenant)
+    ids = [i for i, _ in services.reviews.page(t, None, 100_000)]
+    items = [i for i in services.items.get_many(ids) if i is not None]
+    return services.reviews.stats(t, items)
+
+
+@router.post("/{item_id}/claim", dependencies=[JsonBody])
+def claim(item_id: str, body: ClaimRequest, services: ServicesDep, principal: ModeratorOrAdmin) -> dict[str, Any]:
+    """Take (or renew) the lease on an item; exactly one moderator can hold it."""
+    item = visible_item(services, principal, item_id, "review_not_found")
+    lease = min(body.lease_s or services.settings.review_lease_s, services.settings.review_lease_max_s)
+    try:
+        expires = services.reviews.claim(item["tenant"], item_id, principal.key_id, principal.name, lease)
+    except ReviewError as exc:
+        raise _raise(exc) from exc
+    return {"id": item_id, "lease_holder": principal.key_id, "lease_expires_at": expires}
+
+
+@router.post("/{item_id}/decision", dependencies=[JsonBody])
+def decide(item_id: str, body: DecisionRequest, services: ServicesDep,
+           principal: ModeratorOrAdmin) -> dict[str, Any]:
+    """Approve, remove or escalate; only the lease holder. Overrides the automated verdict."""
+    item = visible_item(services, principal, item_id, "review_not_found")
+    try:
+        human = services.reviews.decide(item["tenant"], item_id, principal.key_id, principal.name, body.action,
+                                        body.categories, body.reason)
+    except ReviewError as exc:
+        raise _raise(exc) from exc
+    if body.action != "escalate" and item.get("callback_url"):
+        services.queue.send(WEBHOOK_TASK, [item_id, "moderation.human_decision"])
+    updated = services.items.get(item_id) or item
+    return {"human": human, "moderation": _review_view(updated)}
+
+
+@appeals.post("/{item_id}/appeal", status_code=202, dependencies=[JsonBody])
+def appeal(item_id: str, body: AppealRequest, services: ServicesDep, principal: PlatformOrAdmin) -> dict[str, Any]:
+    """Send a finished item back to human review as an appeal (decided by a different moderator)."""
+    item = visible_item(services, principal, item_id)
+    try:
+        services.reviews.appeal(item["tenant"], item_id, body.message, principal.key_id)
+    except ReviewError as exc:
+        raise _raise(exc) from exc
+    return {"id": item_id, "review_status": "pending", "appeal": True}
+
+
+@appeals.get("/{item_id}/history")
+def history(item_id: str, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
+    """Every state change of the item, oldest first (from its Redis audit stream)."""
+    visible_item(services, principal, item_id)
+    return {"id": item_id, "events": services.items.history(item_id)}

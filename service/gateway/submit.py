@@ -1,0 +1,100 @@
+"""Owns the submission flow shared by every moderation kind: idempotency, atomic create, enqueue, wait."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
+
+from service.core.errors import ApiError, Conflict, ServiceUnavailable
+from service.gateway.deps import Services
+from service.store.items import FINAL, LIVE, CreateResult, NewItem, idem_key
+
+log = logging.getLogger(__name__)
+
+
+def body_digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def accepted(item_id: str, status: str = "queued") -> dict[str, Any]:
+    return {"id": item_id, "status": status, "status_url": f"/v1/moderations/{item_id}"}
+
+
+async def create_items(
+    services: Services,
+    items: Sequence[NewItem],
+    idempotency_key: str | None,
+    request_digest: str,
+    enqueue: Callable[[list[str]], None],
+) -> tuple[list[str], bool]:
+    """Create + enqueue; returns (ids, created). A repeated Idempotency-Key returns the first ids."""
+    tenant = items[0].tenant
+    ikey = idem_key(tenant, idempotency_key) if idempotency_key else ""
+    ids = [it.id for it in items]
+
+    def create_and_enqueue() -> CreateResult:
+        # One thread hop for both blocking calls: this is the hot path of every submission.
+        result = services.items.create(items, ikey, {"ids": ids, "digest": request_digest})
+        if result.created:
+            enqueue(ids)
+        return result
+
+    try:
+        result = await run_in_threadpool(create_and_enqueue)
+    except (OperationalError, OSError) as exc:
+        log.error("enqueue failed for %d items: %s", len(ids), exc)
+        await _fail_unqueued(services, ids, ikey)
+        raise ServiceUnavailable("the task queue is unreachable; nothing was queued, retry later",
+                                 code="queue_unavailable") from exc
+    if not result.created:
+        existing = result.existing or {}
+        if existing.get("digest") != request_digest:
+            raise Conflict("Idempotency-Key was already used with a different request body",
+                           code="idempotency_conflict", details={"ids": existing.get("ids", [])})
+        return list(existing.get("ids", [])), False
+    return ids, True
+
+
+async def _fail_unqueued(services: Services, ids: Sequence[str], ikey: str) -> None:
+    # Best effort: the items exist but no task was sent. Mark them failed so they do not look queued,
+    # and free the idempotency key so the client's retry creates fresh items.
+    def _mark() -> None:
+        for item_id in ids:
+            services.items.transition(item_id, "failed", LIVE, "enqueue_failed",
+                                      fields={"error_code": "queue_unavailable",
+                                              "error_message": "could not enqueue the task"})
+        if ikey:
+            services.items.forget_idempotency(ikey)
+    try:
+        await run_in_threadpool(_mark)
+    except RedisError:
+        log.warning("could not mark unqueued items failed; a starting worker will re-enqueue them")
+
+
+async def wait_final(services: Services, item_id: str, timeout_s: float) -> dict[str, Any] | None:
+    """Long-poll until the item is final or `timeout_s` passes; returns the item (any status) or None."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        item = await run_in_threadpool(services.items.get, item_id)
+        if item is None or item["status"] in FINAL:
+            return item
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return item
+        # The worker pushes to notify:{id} when it finishes; cap each block at 1 s so concurrent waiters
+        # on the same id (only one of which pops the notification) re-check the status soon.
+        await services.aredis.blpop([f"mod:notify:{item_id}"], timeout=max(0.01, min(1.0, remaining)))
+
+
+def check_text_limit(text: str, limit: int) -> None:
+    if len(text) > limit:
+        raise ApiError(f"text has {len(text)} characters; the limit is {limit}", code="text_too_long",
+                       status=413, details={"length": len(text), "limit": limit})

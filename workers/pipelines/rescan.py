@@ -1,0 +1,141 @@
+"""Owns rescans on the worker side: planning a job into chunks and re-evaluating a chunk exactly once."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+from service.core.queue import RESCAN_TASK
+from service.store.client import as_strs
+from service.store.rescans import RescanStore
+from workers import runtime
+from workers.pipelines.media_rescan import rescore_media
+from workers.pipelines.rescan_outcome import record_outcome
+from workers.pipelines.text import verdicts_for
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+SUB_BATCH = 16
+LIVE_QUEUES = ("text", "media")
+
+
+def _matches(item: dict[str, Any], f: dict[str, Any]) -> bool:
+    if item.get("status") != "done":
+        return True  # counted as skipped, with the reason, rather than silently left out
+    if f.get("kind") and item["kind"] != f["kind"]:
+        return False
+    if f.get("decision") and item.get("decision") != f["decision"]:
+        return False
+    versions = {f"{m['name']}@{m['version']}" for m in item.get("models") or []} | {
+        m["version"] for m in item.get("models") or []}
+    if f.get("model_version_not") and f["model_version_not"] in versions:
+        return False
+    if f.get("policy_version_not") and item.get("policy_version") == f["policy_version_not"]:
+        return False
+    return not (f.get("scored_before") and float(item.get("completed_at") or 0) >= f["scored_before"])
+
+
+def _pages(rt: Runtime, f: dict[str, Any], page: int = 1000) -> Iterator[list[dict[str, Any]]]:
+    key = f"mod:idx:tenant:{f['tenant']}" if f.get("tenant") else "mod:idx:all"
+    lo, hi = f.get("since") or "-inf", f.get("until") or "+inf"
+    offset = 0
+    while True:
+        ids = as_strs(rt.redis.zrangebyscore(key, lo, hi, start=offset, num=page))
+        if not ids:
+            return
+        offset += len(ids)
+        yield [it for it in rt.items.get_many(ids) if it is not None]
+
+
+def plan(rt: Runtime, job_id: str) -> None:
+    """Collect target ids and fan out chunk tasks; safe to redeliver (targets are a set)."""
+    jobs = RescanStore(rt.redis)
+    job = jobs.get(job_id)
+    if job is None or job["status"] != "planning":
+        return
+    f = job["filter"]
+    limit = f.get("limit")
+    planned = 0
+    for items in _pages(rt, f):
+        ids = [it["id"] for it in items if _matches(it, f)]
+        if limit is not None:
+            ids = ids[: max(0, limit - planned)]
+        jobs.add_targets(job_id, ids)
+        for i in range(0, len(ids), rt.settings.rescan_chunk_size):
+            rt.queue.send(RESCAN_TASK, [job_id, ids[i : i + rt.settings.rescan_chunk_size]])
+        planned += len(ids)
+        if jobs.status(job_id) == "cancelled" or (limit is not None and planned >= limit):
+            break
+    jobs.mark_planned(job_id)
+    log.info("rescan %s planned %d items", job_id, planned)
+
+
+def yield_to_live(rt: Runtime, broker: redis.Redis) -> None:
+    """Live traffic first: wait (bounded) while the live queues have messages nobody took yet."""
+    end = time.monotonic() + rt.settings.rescan_yield_max_s
+    while time.monotonic() < end:
+        try:
+            backlog = sum(int(broker.llen(q)) for q in LIVE_QUEUES)
+        except redis.RedisError:
+            return
+        if backlog == 0:
+            return
+        time.sleep(0.05)
+
+
+def fail_planning(rt: Runtime, job_id: str, reason: str) -> None:
+    """Planning could not finish: stop the job (chunks already sent still count) instead of hanging."""
+    RescanStore(rt.redis).fail(job_id, reason)
+
+
+def fail_uncounted(rt: Runtime, job_id: str, ids: list[str], reason: str) -> None:
+    """An unexpected error must not leave items uncounted (the job would never finish)."""
+    jobs = RescanStore(rt.redis)
+    for item_id in ids:
+        jobs.apply(job_id, item_id, "failed", audit_event="rescan_failed", audit={"job": job_id, "reason": reason})
+    jobs.maybe_finish(job_id)
+
+
+def run_chunk(rt: Runtime, job_id: str, ids: list[str]) -> None:
+    jobs = RescanStore(rt.redis)
+    broker = redis.Redis.from_url(rt.settings.celery_broker_url, socket_timeout=2)
+    try:
+        for start in range(0, len(ids), SUB_BATCH):
+            if jobs.status(job_id) not in ("running", "planning"):
+                return  # cancelled (or unknown): stop without counting the rest
+            yield_to_live(rt, broker)
+            batch = [it for it in rt.items.get_many(ids[start : start + SUB_BATCH])
+                     if it is not None and not jobs.is_counted(job_id, it["id"])]
+            marker = rt.settings.fault_pause_marker
+            if marker and any(marker in (it.get("text") or "") for it in batch):
+                time.sleep(rt.settings.fault_pause_s)  # failure tests only: widen the kill window
+            _rescore(rt, jobs, job_id, batch)
+    finally:
+        broker.close()
+    jobs.maybe_finish(job_id)
+
+
+def _rescore(rt: Runtime, jobs: RescanStore, job_id: str, batch: list[dict[str, Any]]) -> None:
+    text: list[dict[str, Any]] = []
+    for it in batch:
+        if it["status"] != "done":
+            jobs.apply(job_id, it["id"], "skipped", audit_event="rescan_skipped",
+                       audit={"job": job_id, "reason": f"status {it['status']}"})
+        elif it["kind"] == "text":
+            text.append(it)
+        else:
+            rescore_media(rt, jobs, job_id, it)
+    if not text:
+        return
+    slot = runtime.text_model(rt)
+    if slot.obj is None:
+        for it in text:
+            jobs.apply(job_id, it["id"], "failed", audit_event="rescan_failed",
+                       audit={"job": job_id, "reason": slot.error})
+        return
+    for it, verdict, key, policy in verdicts_for(rt, slot.obj, text):
+        record_outcome(rt, jobs, job_id, it, verdict, key, policy)

@@ -1,0 +1,55 @@
+"""Owns recording one rescanned item's outcome: unchanged, changed (new verdict version) or disagreeing."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from service.core.policy import Policy
+from service.core.queue import WEBHOOK_TASK
+from service.store.rescans import RescanStore
+from service.store.reviews import item_priority, queue_key
+from workers.lifecycle import VERDICT_FIELDS, needs_review
+from workers.runtime import Runtime
+
+
+def record_outcome(rt: Runtime, jobs: RescanStore, job_id: str, it: dict[str, Any],
+                   verdict: dict[str, Any], key: str, policy: Policy) -> None:
+    """Compare with the current verdict; write a new version only when the outcome changed."""
+    now = time.time()
+    same = verdict["decision"] == it.get("decision") and sorted(verdict["flagged"]) == sorted(it.get("flagged") or [])
+    stamp = {"rescanned_with": {"job": job_id, "at": now, "models": verdict["models"],
+                                "policy_version": verdict["policy_version"]}}
+    if it.get("source") == "human":
+        # A human decision is never overwritten; a disagreeing rescan only flags the item.
+        if verdict["decision"] != it.get("decision"):
+            disagreement = {"job": job_id, "at": now, "model_decision": verdict["decision"],
+                            "human_decision": it.get("decision"), "scores": verdict["scores"]}
+            jobs.apply(job_id, it["id"], "unchanged", fields={"rescan_disagreement": disagreement, **stamp},
+                       audit_event="rescan_disagrees", audit=disagreement, disagree=True)
+        else:
+            jobs.apply(job_id, it["id"], "unchanged", fields=stamp)
+        return
+    if same:
+        jobs.apply(job_id, it["id"], "unchanged", fields=stamp)
+        return
+    old = {k: it.get(k) for k in ("decision", "scores", "flagged", "models", "policy_version", "verdict_version",
+                                  "completed_at")}
+    blocked = None
+    ext = it.get("external_id")
+    if ext and verdict["decision"] == "block":
+        blocked = ("add", it["tenant"], ext)
+    elif ext and it.get("decision") == "block":
+        blocked = ("remove", it["tenant"], ext)
+    review = None
+    if needs_review(verdict["decision"], policy) and it.get("review_status") not in ("pending", "claimed"):
+        review = (queue_key(it["tenant"]), item_priority({**it, "scores": verdict["scores"]}))
+    fields = {k: verdict.get(k) for k in VERDICT_FIELDS}
+    fields.update({"verdict_key": key, "completed_at": now, "source": "model", **stamp})
+    version = "" if it.get("verdict_version") is None else str(it["verdict_version"])
+    applied = jobs.apply(job_id, it["id"], "changed", fields=fields, old=old, blocked=blocked, review=review,
+                         expect_version=version,
+                         audit={"job": job_id, "from": it.get("decision"), "to": verdict["decision"],
+                                "policy_version": verdict["policy_version"], "models": verdict["models"]})
+    if applied and it.get("callback_url"):
+        rt.queue.send(WEBHOOK_TASK, [it["id"], "moderation.rescan_changed"])

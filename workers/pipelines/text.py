@@ -1,0 +1,92 @@
+"""Owns the text moderation flow of one task: load items, score (or reuse cached verdicts), decide, store."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from service.core.policy import Policy
+from service.store.items import LIVE, verdict_key
+from workers import runtime
+from workers.lifecycle import VERDICT_CACHE_TTL_S, Done, fail, finish_all, mark_loaded
+from workers.runtime import Runtime
+from workers.verdicts import blocklist_reasons
+
+log = logging.getLogger(__name__)
+
+EMPTY_NOTE = {"type": "note", "code": "empty_text", "message": "text is whitespace only; nothing to classify"}
+
+
+def _select(rt: Runtime, own: list[str], extra: list[str]) -> list[dict[str, Any]]:
+    """The task's own live items, plus popped ones while they fit the character budget (one round trip).
+    Popped items that do not fit keep waiting for their own task."""
+    own_set = set(own)
+    chosen: list[dict[str, Any]] = []
+    chars = 0
+    for it in rt.items.get_many(list(dict.fromkeys([*own, *extra]))):
+        if it is None or it["status"] not in LIVE:
+            continue
+        size = len(it.get("text") or "")
+        if it["id"] in own_set or chars + size <= rt.settings.text_task_max_chars:
+            chosen.append(it)
+            chars += size
+    return chosen
+
+
+def _fault_pause(rt: Runtime, items: list[dict[str, Any]]) -> None:
+    marker = rt.settings.fault_pause_marker
+    if marker and any(marker in (it.get("text") or "") for it in items):
+        time.sleep(rt.settings.fault_pause_s)
+
+
+def run(rt: Runtime, item_ids: list[str]) -> None:
+    # Opportunistic batching: also take text items that are waiting behind this task. Their own messages
+    # arrive later and find them final (a cheap no-op), so a burst of single submissions is scored in batches.
+    extra = rt.items.pop_ready_text(rt.settings.text_batch_size)
+    items = mark_loaded(rt, _select(rt, item_ids, extra))
+    if not items:
+        return
+    _fault_pause(rt, items)
+    slot = runtime.text_model(rt)
+    if slot.obj is None:
+        fail(rt, [it["id"] for it in items], "model_unavailable", slot.error or "text model not loaded")
+        return
+    finish_all(rt, verdicts_for(rt, slot.obj, items))
+
+
+def verdicts_for(rt: Runtime, model: Any, items: list[dict[str, Any]]) -> list[Done]:
+    """(item, verdict, cache key, policy) for text items: cached verdicts reused, each distinct text scored once."""
+    policies: dict[str, Policy] = {}
+    for it in items:
+        if it["tenant"] not in policies:
+            policies[it["tenant"]] = rt.policies.effective(it["tenant"]).for_kind("text")
+    keys = [verdict_key(it["content_hash"], model.model_id, policies[it["tenant"]].id) for it in items]
+    cached = rt.items.cached_verdicts(keys)
+    todo = {it["content_hash"]: it["text"] for it, hit in zip(items, cached, strict=True)
+            if hit is None and (it.get("text") or "").strip()}
+    hashes = list(todo)
+    scored = dict(zip(hashes, model.score([todo[h] for h in hashes]), strict=True)) if hashes else {}
+    out = []
+    for it, key, hit in zip(items, keys, cached, strict=True):
+        policy = policies[it["tenant"]]
+        verdict = hit or rt.items.claim_verdict(
+            key, build_verdict(it["text"] or "", scored.get(it["content_hash"]), policy, model), VERDICT_CACHE_TTL_S)
+        out.append((it, verdict, key, policy))
+    return out
+
+
+def build_verdict(text: str, result: Any, policy: Policy, model: Any) -> dict[str, Any]:
+    models = [{"name": model.name, "version": model.version}]
+    if result is None:  # whitespace-only: allowed with a note, no model call
+        scores = dict.fromkeys(model.output_categories, 0.0)
+        return {"decision": "allow", "scores": scores, "flagged": [], "reasons": [EMPTY_NOTE],
+                "explanation": None, "models": models, "policy_version": policy.id}
+    reasons = blocklist_reasons(text, policy.blocklist_terms)
+    scores = {c: round(float(v), 4) for c, v in result.scores.items()}
+    decision, flagged = policy.decide(scores, force_review=bool(reasons))
+    explanation = None
+    if result.sentences:
+        explanation = {"windows": result.windows, "top_sentences": [s.to_dict() for s in result.sentences]}
+    return {"decision": decision, "scores": scores, "flagged": flagged, "reasons": reasons,
+            "explanation": explanation, "models": models, "policy_version": policy.id}
