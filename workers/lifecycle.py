@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
 
+from service.core.domain import Item, Verdict
 from service.core.policy import Policy
 from service.core.queue import WEBHOOK_TASK
 from service.store.items import LIVE, Transition
@@ -23,15 +23,15 @@ VERDICT_CACHE_TTL_S = 7 * 86400
 VERDICT_FIELDS = ("decision", "scores", "flagged", "reasons", "explanation", "models", "policy_version", "media")
 
 # (item, verdict, verdict cache key, policy that decided it)
-Done = tuple[dict[str, Any], dict[str, Any], str, Policy]
+Done = tuple[Item, Verdict, str, Policy]
 
 
-def mark_processing(rt: Runtime, item_ids: list[str]) -> list[dict[str, Any]]:
+def mark_processing(rt: Runtime, item_ids: list[str]) -> list[Item]:
     """Items still live, now `processing`. A redelivered task sees `processing` and carries on."""
     return mark_loaded(rt, [it for it in rt.items.get_many(item_ids) if it is not None and it["status"] in LIVE])
 
 
-def mark_loaded(rt: Runtime, live: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def mark_loaded(rt: Runtime, live: list[Item]) -> list[Item]:
     data = {"worker": os.environ.get("MOD_WORKER_HOSTNAME", ""), "pid": os.getpid()}
     moved = rt.items.transition_many([Transition(it["id"], "processing", LIVE, "processing", data=data)
                                       for it in live])
@@ -55,8 +55,9 @@ def finish_all(rt: Runtime, done: list[Done]) -> None:
     transitions = []
     for item, verdict, key, policy in done:
         blocked = None
-        if verdict["decision"] == "block" and item.get("external_id"):
-            blocked = ("add", item["tenant"], item["external_id"])
+        ext = item.get("external_id")
+        if verdict["decision"] == "block" and ext:
+            blocked = ("add", item["tenant"], ext)
         review = None
         if needs_review(verdict["decision"], policy):
             review = (queue_key(item["tenant"]), item_priority({**item, "scores": verdict["scores"]}))

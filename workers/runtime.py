@@ -14,10 +14,11 @@ from typing import Any
 import redis
 
 from service.core.config import Settings, get_settings
-from service.core.policy import PolicyStore
 from service.core.queue import TaskQueue
+from service.store import keys
 from service.store.client import as_strs, sync_client
 from service.store.items import ItemStore
+from service.store.policies import PolicyStore
 
 log = logging.getLogger("workers.runtime")
 
@@ -46,7 +47,7 @@ class Runtime:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def heartbeat_key(self) -> str:
-        return f"mod:hb:{os.environ.get('MOD_WORKER_HOSTNAME', socket.gethostname())}:{os.getpid()}"
+        return keys.heartbeat(os.environ.get('MOD_WORKER_HOSTNAME', socket.gethostname()), os.getpid())
 
     def beat(self) -> None:
         record = {"hostname": os.environ.get("MOD_WORKER_HOSTNAME", socket.gethostname()), "pid": os.getpid(),

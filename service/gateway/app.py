@@ -13,7 +13,6 @@ from fastapi import FastAPI
 
 from service.core.config import Settings, get_settings
 from service.core.errors import install_error_handlers
-from service.core.policy import PolicyStore
 from service.core.queue import TaskQueue
 from service.core.security import Role
 from service.gateway.deps import Services
@@ -23,6 +22,7 @@ from service.gateway.routes.health import StoreCollector
 from service.store.apikeys import ApiKeyStore, TenantStore
 from service.store.client import async_client, sync_client
 from service.store.items import ItemStore
+from service.store.policies import PolicyStore
 from service.store.reviews import ReviewStore
 
 log = logging.getLogger("service")

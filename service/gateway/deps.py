@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import redis
 import redis.asyncio as aioredis
 from fastapi import Depends, Header, Request
 
 from service.core.config import Settings
+from service.core.domain import Item
 from service.core.errors import Forbidden, NotFound, Unauthorized, UnsupportedMediaType
-from service.core.policy import PolicyStore
 from service.core.queue import TaskQueue
 from service.core.security import Principal, Role
 from service.store.apikeys import ApiKeyStore, TenantStore
 from service.store.items import ItemStore
+from service.store.policies import PolicyStore
 from service.store.reviews import ReviewStore
 
 
@@ -64,7 +65,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def visible_item(services: Services, principal: Principal, item_id: str,
-                 code: str = "moderation_not_found") -> dict[str, Any]:
+                 code: str = "moderation_not_found") -> Item:
     """The item if the caller may see it. Another tenant's item is reported missing, not forbidden, so ids
     cannot be probed."""
     item = services.items.get(item_id)

@@ -13,8 +13,10 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
+from service.core.domain import Item
 from service.core.errors import ApiError, Conflict, ServiceUnavailable
 from service.gateway.deps import Services
+from service.store import keys
 from service.store.items import FINAL, LIVE, CreateResult, NewItem, idem_key
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ async def _fail_unqueued(services: Services, ids: Sequence[str], ikey: str) -> N
         log.warning("could not mark unqueued items failed; a starting worker will re-enqueue them")
 
 
-async def wait_final(services: Services, item_id: str, timeout_s: float) -> dict[str, Any] | None:
+async def wait_final(services: Services, item_id: str, timeout_s: float) -> Item | None:
     """Long-poll until the item is final or `timeout_s` passes; returns the item (any status) or None."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -91,7 +93,7 @@ async def wait_final(services: Services, item_id: str, timeout_s: float) -> dict
             return item
         # The worker pushes to notify:{id} when it finishes; cap each block at 1 s so concurrent waiters
         # on the same id (only one of which pops the notification) re-check the status soon.
-        await services.aredis.blpop([f"mod:notify:{item_id}"], timeout=max(0.01, min(1.0, remaining)))
+        await services.aredis.blpop([keys.notify(item_id)], timeout=max(0.01, min(1.0, remaining)))
 
 
 def check_text_limit(text: str, limit: int) -> None:

@@ -15,14 +15,15 @@ from service.core.security import (
     new_api_key,
     new_webhook_secret,
 )
+from service.store import keys
 from service.store.client import as_map, as_str
 
-KEY_PREFIX = "mod:apikey:"
-KEY_INDEX = "mod:apikeys"  # key_id -> key hash, for listing and revocation
+KEY_PREFIX = keys.APIKEY
+KEY_INDEX = keys.APIKEYS  # key_id -> key hash, for listing and revocation
 
 
 def _tenant_key(tenant: str) -> str:
-    return f"mod:tenant:{tenant}"
+    return keys.tenant(tenant)
 
 
 class ApiKeyStore:

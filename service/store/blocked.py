@@ -10,9 +10,11 @@ from collections.abc import Iterable
 
 import redis
 
+from service.store import keys
+
 
 def blocked_key(tenant: str) -> str:
-    return f"mod:blocked:{tenant}"
+    return keys.blocked(tenant)
 
 
 def mark_blocked(client: redis.Redis, tenant: str, external_id: str) -> None:

@@ -21,6 +21,8 @@ from typing import Literal
 import numpy as np
 import redis
 
+from service.store import keys
+
 HashKind = Literal["sha256", "pdq"]
 PDQ_MATCH_DISTANCE = 31  # ThreatExchange's confident-match threshold for PDQ
 _HEX = {"sha256": re.compile(r"^[0-9a-f]{64}$"), "pdq": re.compile(r"^[0-9a-f]{64}$")}
@@ -45,7 +47,7 @@ class Match:
 
 
 def _base(tenant: str) -> str:
-    return f"mod:hl:{tenant}"
+    return keys.hashlist(tenant)
 
 
 def _set_key(tenant: str, name: str, kind: HashKind) -> str:

@@ -21,10 +21,12 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
+from service.core.domain import Delivery, Item, Verdict
+from service.store import keys
 from service.store.blocked import blocked_key
 from service.store.client import as_map, as_strs
 
@@ -32,10 +34,10 @@ FINAL = ("done", "failed", "rejected")
 LIVE = ("queued", "processing")
 JSON_FIELDS = ("metadata", "scores", "flagged", "models", "reasons", "explanation", "categories", "human",
                "appeal", "rescan_disagreement", "media")
-PENDING_KEY = "mod:pending"
-METRICS_KEY = "mod:metrics:verdicts"
-READY_TEXT_KEY = "mod:ready:text"
-OUTBOX_KEY = "mod:outbox"  # zset "item_id|event" -> time the webhook became owed
+PENDING_KEY = keys.PENDING
+METRICS_KEY = keys.METRICS_VERDICTS
+READY_TEXT_KEY = keys.READY_TEXT
+OUTBOX_KEY = keys.OUTBOX  # zset "item_id|event" -> time the webhook became owed
 
 _CREATE = """
 local req = cjson.decode(ARGV[1])
@@ -47,13 +49,13 @@ end
 for _, it in ipairs(req.items) do
   local flat = {}
   for f, v in pairs(it.fields) do table.insert(flat, f); table.insert(flat, v) end
-  redis.call('HSET', 'mod:item:' .. it.id, unpack(flat))
-  redis.call('ZADD', 'mod:idx:tenant:' .. it.tenant, it.ts, it.id)
-  redis.call('ZADD', 'mod:idx:all', it.ts, it.id)
-  redis.call('ZADD', 'mod:pending', it.ts, it.id)
+  redis.call('HSET', '@item@' .. it.id, unpack(flat))
+  redis.call('ZADD', '@idx_tenant@' .. it.tenant, it.ts, it.id)
+  redis.call('ZADD', '@idx_all@', it.ts, it.id)
+  redis.call('ZADD', '@pending@', it.ts, it.id)
   if it.ext_key ~= '' then redis.call('ZADD', it.ext_key, it.ts, it.id) end
-  if it.kind == 'text' then redis.call('RPUSH', 'mod:ready:text', it.id) end
-  redis.call('XADD', 'mod:audit:' .. it.id, 'MAXLEN', '~', 1000, '*',
+  if it.kind == 'text' then redis.call('RPUSH', '@ready_text@', it.id) end
+  redis.call('XADD', '@audit@' .. it.id, 'MAXLEN', '~', 1000, '*',
              'event', 'created', 'status', 'queued', 'from', '', 'at', it.ts, 'data', it.audit)
 end
 return {1, ''}
@@ -61,7 +63,7 @@ return {1, ''}
 
 _TRANSITION = """
 local req = cjson.decode(ARGV[1])
-local key = 'mod:item:' .. req.id
+local key = '@item@' .. req.id
 local cur = redis.call('HGET', key, 'status')
 if not cur then return {-1, ''} end
 local ok = false
@@ -70,13 +72,13 @@ if not ok then return {0, cur} end
 local flat = {'status', req.to, 'updated_at', req.at}
 for f, v in pairs(req.fields) do table.insert(flat, f); table.insert(flat, v) end
 redis.call('HSET', key, unpack(flat))
-redis.call('XADD', 'mod:audit:' .. req.id, 'MAXLEN', '~', 1000, '*',
+redis.call('XADD', '@audit@' .. req.id, 'MAXLEN', '~', 1000, '*',
            'event', req.event, 'status', req.to, 'from', cur, 'at', req.at, 'data', req.data)
 if req.final then
-  redis.call('ZREM', 'mod:pending', req.id)
-  redis.call('RPUSH', 'mod:notify:' .. req.id, req.to)
-  redis.call('EXPIRE', 'mod:notify:' .. req.id, 60)
-  if req.decision ~= '' then redis.call('HINCRBY', 'mod:metrics:verdicts', req.decision, 1) end
+  redis.call('ZREM', '@pending@', req.id)
+  redis.call('RPUSH', '@notify@' .. req.id, req.to)
+  redis.call('EXPIRE', '@notify@' .. req.id, 60)
+  if req.decision ~= '' then redis.call('HINCRBY', '@metrics_verdicts@', req.decision, 1) end
 end
 if req.blocked_key ~= '' then
   if req.blocked_op == 'add' then redis.call('SADD', req.blocked_key, req.ext)
@@ -84,12 +86,12 @@ if req.blocked_key ~= '' then
 end
 if req.webhook ~= '' then
   -- Outbox: the webhook is owed from this very write; the task removes it, a sweeper re-sends leftovers.
-  redis.call('ZADD', 'mod:outbox', req.at, req.id .. '|' .. req.webhook)
+  redis.call('ZADD', '@outbox@', req.at, req.id .. '|' .. req.webhook)
 end
 if req.review_key ~= '' then
   redis.call('ZADD', req.review_key, req.review_score, req.id)
   redis.call('HSET', key, 'review_status', 'pending', 'review_score', req.review_score)
-  redis.call('XADD', 'mod:audit:' .. req.id, 'MAXLEN', '~', 1000, '*',
+  redis.call('XADD', '@audit@' .. req.id, 'MAXLEN', '~', 1000, '*',
              'event', 'review_queued', 'status', req.to, 'from', req.to, 'at', req.at, 'data', '{}')
 end
 return {1, cur}
@@ -117,7 +119,7 @@ def _encode(fields: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def decode_item(raw: dict[str, str]) -> dict[str, Any]:
+def decode_item(raw: dict[str, str]) -> Item:
     item: dict[str, Any] = {}
     for k, v in raw.items():
         if k in JSON_FIELDS:
@@ -128,7 +130,7 @@ def decode_item(raw: dict[str, str]) -> dict[str, Any]:
             item[k] = int(v) if v else None
         else:
             item[k] = v if v != "" else None
-    return item
+    return cast(Item, item)
 
 
 @dataclass
@@ -172,6 +174,7 @@ class Transition:
 
 class CreateResult:
     def __init__(self, created: bool, existing: dict[str, Any] | None = None) -> None:
+        # `existing` is the idempotency record ({digest, ids}) a repeated request found, not an item.
         self.created = created
         self.existing = existing
 
@@ -179,8 +182,8 @@ class CreateResult:
 class ItemStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
-        self._create = client.register_script(_CREATE)
-        self._transition = client.register_script(_TRANSITION)
+        self._create = client.register_script(keys.lua(_CREATE))
+        self._transition = client.register_script(keys.lua(_TRANSITION))
 
     # ---- creation -------------------------------------------------------------------------
     def create(self, items: Sequence[NewItem], idem_key: str = "", idem_value: dict[str, Any] | None = None,
@@ -244,14 +247,14 @@ class ItemStore:
         return [(int(moved) == 1, prev or None) for moved, prev in pipe.execute()]
 
     # ---- reads ----------------------------------------------------------------------------
-    def get(self, item_id: str) -> dict[str, Any] | None:
-        raw = as_map(self.r.hgetall(f"mod:item:{item_id}"))
+    def get(self, item_id: str) -> Item | None:
+        raw = as_map(self.r.hgetall(keys.item(item_id)))
         return decode_item(raw) if raw else None
 
-    def get_many(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+    def get_many(self, ids: Sequence[str]) -> list[Item | None]:
         pipe = self.r.pipeline(transaction=False)
         for i in ids:
-            pipe.hgetall(f"mod:item:{i}")
+            pipe.hgetall(keys.item(i))
         return [decode_item(as_map(raw)) if raw else None for raw in pipe.execute()]
 
     def ids_by_external_id(self, tenant: str, external_id: str, limit: int = 100) -> list[str]:
@@ -259,7 +262,7 @@ class ItemStore:
 
     def page(self, tenant: str | None, before: float | None, limit: int) -> list[str]:
         """Newest first; `before` is the cursor (created_at of the last item of the previous page)."""
-        key = f"mod:idx:tenant:{tenant}" if tenant else "mod:idx:all"
+        key = keys.index(tenant)
         hi = f"({before}" if before is not None else "+inf"
         return as_strs(self.r.zrevrangebyscore(key, hi, "-inf", start=0, num=limit))
 
@@ -268,7 +271,7 @@ class ItemStore:
 
     def history(self, item_id: str) -> list[dict[str, Any]]:
         out = []
-        for entry_id, data in self.r.xrange(f"mod:audit:{item_id}") or []:
+        for entry_id, data in self.r.xrange(keys.audit(item_id)) or []:
             event: dict[str, Any] = dict(as_map(data))
             event["data"] = json.loads(event.get("data") or "{}")
             event["at"] = float(event["at"]) if event.get("at") else None
@@ -280,39 +283,39 @@ class ItemStore:
         return {k: int(v) for k, v in as_map(self.r.hgetall(METRICS_KEY)).items()}
 
     # ---- verdict cache --------------------------------------------------------------------
-    def claim_verdict(self, key: str, verdict: dict[str, Any], ttl_s: int) -> dict[str, Any]:
+    def claim_verdict(self, key: str, verdict: Verdict, ttl_s: int) -> Verdict:
         """Store a computed verdict unless one exists; return whichever is stored (first writer wins)."""
         payload = json.dumps(verdict, ensure_ascii=False, separators=(",", ":"))
         if self.r.set(key, payload, nx=True, ex=ttl_s):
             return verdict
         stored = self.r.get(key)
-        return json.loads(stored) if stored else verdict
+        return cast(Verdict, json.loads(stored)) if stored else verdict
 
-    def cached_verdicts(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+    def cached_verdicts(self, keys: Sequence[str]) -> list[Verdict | None]:
         if not keys:
             return []
         return [json.loads(v) if v else None for v in self.r.mget(list(keys))]
 
     # ---- webhook deliveries ---------------------------------------------------------------
-    def record_delivery(self, item_id: str, attempt: dict[str, Any]) -> None:
+    def record_delivery(self, item_id: str, attempt: Delivery) -> None:
         pipe = self.r.pipeline(transaction=True)
-        pipe.rpush(f"mod:webhooks:{item_id}", json.dumps(attempt))
-        pipe.xadd(f"mod:audit:{item_id}", {"event": "webhook_attempt", "status": "", "from": "",
+        pipe.rpush(keys.webhooks(item_id), json.dumps(attempt))
+        pipe.xadd(keys.audit(item_id), {"event": "webhook_attempt", "status": "", "from": "",
                                            "at": now_s(), "data": json.dumps(attempt)},
                   maxlen=1000, approximate=True)
         pipe.execute()
 
-    def deliveries(self, item_id: str) -> list[dict[str, Any]]:
-        return [json.loads(x) for x in self.r.lrange(f"mod:webhooks:{item_id}", 0, -1)]
+    def deliveries(self, item_id: str) -> list[Delivery]:
+        return [json.loads(x) for x in self.r.lrange(keys.webhooks(item_id), 0, -1)]
 
 
 def ext_index_key(tenant: str, external_id: str) -> str:
-    return f"mod:idx:ext:{tenant}:{external_id}"
+    return keys.external(tenant, external_id)
 
 
 def idem_key(tenant: str, key: str) -> str:
-    return f"mod:idem:{tenant}:{key}"
+    return keys.idempotency(tenant, key)
 
 
 def verdict_key(content_hash: str, model_id: str, policy_id: str) -> str:
-    return f"mod:verdict:{content_hash}:{model_id}:{policy_id}"
+    return keys.verdict(content_hash, model_id, policy_id)

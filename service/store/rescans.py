@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from service.store import keys
 from service.store.blocked import blocked_key
 from service.store.client import as_str, as_strs
 from service.store.items import _encode, now_s
@@ -23,9 +24,9 @@ BUCKETS = ("changed", "unchanged", "failed", "skipped")
 
 _APPLY = """
 local r = cjson.decode(ARGV[1])
-local job = 'mod:rescan:' .. r.job
+local job = '@rescan@' .. r.job
 if redis.call('SISMEMBER', job .. ':seen', r.id) == 1 then return 0 end
-local key = 'mod:item:' .. r.id
+local key = '@item@' .. r.id
 local applied = 1
 if r.bucket == 'changed' then
   -- The item may have changed while we scored it: a human decided or claimed it, or another rescan wrote
@@ -41,15 +42,15 @@ if r.bucket == 'changed' then
   end
 end
 if r.bucket == 'changed' then
-  redis.call('RPUSH', 'mod:versions:' .. r.id, r.old)
+  redis.call('RPUSH', '@versions@' .. r.id, r.old)
   local flat = {}
   for f, v in pairs(r.fields) do table.insert(flat, f); table.insert(flat, v) end
   redis.call('HSET', key, unpack(flat))
   redis.call('HINCRBY', key, 'verdict_version', 1)
   local cb = redis.call('HGET', key, 'callback_url')
-  if cb and cb ~= '' then redis.call('ZADD', 'mod:outbox', r.at, r.id .. '|moderation.rescan_changed') end
+  if cb and cb ~= '' then redis.call('ZADD', '@outbox@', r.at, r.id .. '|moderation.rescan_changed') end
   local st = redis.call('HGET', key, 'status')
-  redis.call('XADD', 'mod:audit:' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'rescan_changed', 'status', st,
+  redis.call('XADD', '@audit@' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'rescan_changed', 'status', st,
              'from', st, 'at', r.at, 'data', r.audit)
   if r.blocked_op ~= '' then
     if r.blocked_op == 'add' then redis.call('SADD', r.blocked_key, r.ext)
@@ -65,7 +66,7 @@ else
   if #flat > 0 then redis.call('HSET', key, unpack(flat)) end
   if r.audit_event ~= '' then
     local st = redis.call('HGET', key, 'status')
-    redis.call('XADD', 'mod:audit:' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', r.audit_event, 'status', st,
+    redis.call('XADD', '@audit@' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', r.audit_event, 'status', st,
                'from', st, 'at', r.at, 'data', r.audit)
   end
 end
@@ -80,31 +81,31 @@ return applied
 class RescanStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
-        self._apply = client.register_script(_APPLY)
+        self._apply = client.register_script(keys.lua(_APPLY))
 
     def create(self, filters: dict[str, Any], created_by: str) -> str:
         job_id = "rs_" + uuid.uuid4().hex[:16]
         now = time.time()
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(f"mod:rescan:{job_id}", mapping={
+        pipe.hset(keys.rescan(job_id), mapping={
             "id": job_id, "status": "planning", "filter": json.dumps(filters), "created_by": created_by,
             "created_at": now, "started_at": now, "planned": 0, **dict.fromkeys(BUCKETS, 0)})
-        pipe.zadd("mod:rescans", {job_id: now})
+        pipe.zadd(keys.RESCANS, {job_id: now})
         pipe.execute()
         return job_id
 
     def add_targets(self, job_id: str, ids: list[str]) -> None:
         if ids:
-            self.r.sadd(f"mod:rescan:{job_id}:targets", *ids)
+            self.r.sadd(keys.rescan_targets(job_id), *ids)
 
     def mark_planned(self, job_id: str) -> None:
-        self.r.hset(f"mod:rescan:{job_id}", mapping={"planned": 1})
+        self.r.hset(keys.rescan(job_id), mapping={"planned": 1})
         self.r.eval("if redis.call('HGET', KEYS[1], 'status') == 'planning' then "
-                    "redis.call('HSET', KEYS[1], 'status', 'running') end", 1, f"mod:rescan:{job_id}")
+                    "redis.call('HSET', KEYS[1], 'status', 'running') end", 1, keys.rescan(job_id))
         self.maybe_finish(job_id)
 
     def status(self, job_id: str) -> str | None:
-        value = self.r.hget(f"mod:rescan:{job_id}", "status")
+        value = self.r.hget(keys.rescan(job_id), "status")
         return None if value is None else as_str(value)
 
     def cancel(self, job_id: str) -> bool:
@@ -112,14 +113,14 @@ class RescanStore:
             "local s = redis.call('HGET', KEYS[1], 'status') "
             "if s == 'planning' or s == 'running' then "
             "redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1]) return 1 end return 0",
-            1, f"mod:rescan:{job_id}", time.time()))
+            1, keys.rescan(job_id), time.time()))
 
     def fail(self, job_id: str, reason: str) -> None:
         """Planning could not finish: stop the job (chunks already sent still count) instead of hanging."""
-        self.r.hset(f"mod:rescan:{job_id}", mapping={"status": "failed", "error": reason, "finished_at": time.time()})
+        self.r.hset(keys.rescan(job_id), mapping={"status": "failed", "error": reason, "finished_at": time.time()})
 
     def is_counted(self, job_id: str, item_id: str) -> bool:
-        return bool(self.r.sismember(f"mod:rescan:{job_id}:seen", item_id))
+        return bool(self.r.sismember(keys.rescan_seen(job_id), item_id))
 
     def apply(self, job_id: str, item_id: str, bucket: str, *, fields: dict[str, Any] | None = None,
               old: dict[str, Any] | None = None, audit_event: str = "", audit: dict[str, Any] | None = None,
@@ -139,7 +140,7 @@ class RescanStore:
         return int(self._apply(args=[json.dumps(req)])) == 1
 
     def maybe_finish(self, job_id: str) -> bool:
-        key = f"mod:rescan:{job_id}"
+        key = keys.rescan(job_id)
         return bool(self.r.eval(
             "if redis.call('HGET', KEYS[1], 'planned') == '1' and redis.call('HGET', KEYS[1], 'status') == 'running' "
             "and redis.call('SCARD', KEYS[2]) <= redis.call('SCARD', KEYS[3]) then "
@@ -147,10 +148,10 @@ class RescanStore:
             3, key, f"{key}:targets", f"{key}:seen", time.time()))
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        raw = self.r.hgetall(f"mod:rescan:{job_id}")
+        raw = self.r.hgetall(keys.rescan(job_id))
         if not raw:
             return None
-        total = int(self.r.scard(f"mod:rescan:{job_id}:targets"))
+        total = int(self.r.scard(keys.rescan_targets(job_id)))
         counts = {b: int(raw.get(b, 0)) for b in BUCKETS}
         done = sum(counts.values())
         started = float(raw["started_at"])
@@ -165,7 +166,7 @@ class RescanStore:
                 "rate_per_s": round(rate, 2), "eta_s": round(eta, 1) if eta is not None else None}
 
     def recent(self, limit: int = 50) -> list[dict[str, Any]]:
-        return [j for j in (self.get(i) for i in as_strs(self.r.zrevrange("mod:rescans", 0, limit - 1))) if j]
+        return [j for j in (self.get(i) for i in as_strs(self.r.zrevrange(keys.RESCANS, 0, limit - 1))) if j]
 
     def versions(self, item_id: str) -> list[dict[str, Any]]:
-        return [json.loads(v) for v in self.r.lrange(f"mod:versions:{item_id}", 0, -1)]
+        return [json.loads(v) for v in self.r.lrange(keys.versions(item_id), 0, -1)]

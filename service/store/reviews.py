@@ -15,20 +15,22 @@ from typing import Any, cast
 
 import redis
 
+from service.core.domain import Item
+from service.store import keys
 from service.store.blocked import blocked_key
 from service.store.client import as_map, as_scored, as_strs
-from service.store.items import now_s
+from service.store.items import decode_item, now_s
 
 # Age is packed below the priority rank; both must stay under 2**53 to sort exactly (see priority_score).
 _EPOCH = 1735689600.0  # 2025-01-01
 
 
 def queue_key(tenant: str) -> str:
-    return f"mod:review:{tenant}"
+    return keys.review(tenant)
 
 
 def lease_key(tenant: str) -> str:
-    return f"mod:leases:{tenant}"
+    return keys.leases(tenant)
 
 
 def priority_score(max_score: float, priority: float, created_at: float, boost: int = 0) -> float:
@@ -40,7 +42,7 @@ def priority_score(max_score: float, priority: float, created_at: float, boost: 
     return -rank * 1e8 + max(0.0, created_at - _EPOCH) / 10.0
 
 
-def item_priority(item: dict[str, Any], boost: int = 0) -> float:
+def item_priority(item: Item, boost: int = 0) -> float:
     """Priority score of a raw or decoded item record."""
     scores = item.get("scores") or {}
     if isinstance(scores, str):
@@ -53,14 +55,14 @@ _SWEEP = """
 local now = tonumber(ARGV[1])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
 for _, id in ipairs(expired) do
-  local key = 'mod:item:' .. id
+  local key = '@item@' .. id
   redis.call('ZREM', KEYS[2], id)
   if redis.call('HGET', key, 'review_status') == 'claimed' then
     local holder = redis.call('HGET', key, 'lease_holder') or ''
     redis.call('HSET', key, 'review_status', 'pending', 'lease_holder', '', 'lease_expires_at', '')
     redis.call('ZADD', KEYS[1], redis.call('HGET', key, 'review_score'), id)
     local st = redis.call('HGET', key, 'status')
-    redis.call('XADD', 'mod:audit:' .. id, 'MAXLEN', '~', 1000, '*', 'event', 'lease_expired', 'status', st,
+    redis.call('XADD', '@audit@' .. id, 'MAXLEN', '~', 1000, '*', 'event', 'lease_expired', 'status', st,
                'from', st, 'at', ARGV[2], 'data', cjson.encode({moderator = holder}))
   end
 end
@@ -69,7 +71,7 @@ return #expired
 
 _CLAIM = """
 local r = cjson.decode(ARGV[1])
-local key = 'mod:item:' .. r.id
+local key = '@item@' .. r.id
 if redis.call('HGET', key, 'tenant') ~= r.tenant then return {-1, 'not_found'} end
 local st = redis.call('HGET', key, 'review_status')
 local status = redis.call('HGET', key, 'status')
@@ -80,7 +82,7 @@ if st == 'claimed' then
   end
   redis.call('HSET', key, 'lease_expires_at', r.expires)
   redis.call('ZADD', KEYS[2], r.expires, r.id)
-  redis.call('XADD', 'mod:audit:' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'lease_renewed', 'status', status,
+  redis.call('XADD', '@audit@' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'lease_renewed', 'status', status,
              'from', status, 'at', r.at, 'data', cjson.encode({moderator = r.moderator}))
   return {2, r.moderator}
 end
@@ -90,14 +92,14 @@ if excluded and excluded == r.moderator then return {-3, excluded} end
 redis.call('ZREM', KEYS[1], r.id)
 redis.call('ZADD', KEYS[2], r.expires, r.id)
 redis.call('HSET', key, 'review_status', 'claimed', 'lease_holder', r.moderator, 'lease_expires_at', r.expires)
-redis.call('XADD', 'mod:audit:' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'claimed', 'status', status,
+redis.call('XADD', '@audit@' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'claimed', 'status', status,
            'from', status, 'at', r.at, 'data', cjson.encode({moderator = r.moderator, name = r.name}))
 return {1, r.moderator}
 """
 
 _DECIDE = """
 local r = cjson.decode(ARGV[1])
-local key = 'mod:item:' .. r.id
+local key = '@item@' .. r.id
 if redis.call('HGET', key, 'tenant') ~= r.tenant then return {-1, 'not_found'} end
 if redis.call('HGET', key, 'review_status') ~= 'claimed' then return {-2, 'not_claimed'} end
 if redis.call('HGET', key, 'lease_holder') ~= r.moderator then return {0, 'not_holder'} end
@@ -107,21 +109,21 @@ if r.action == 'escalate' then
   redis.call('HSET', key, 'review_status', 'pending', 'lease_holder', '', 'lease_expires_at', '',
              'escalated', '1', 'review_score', r.escalated_score)
   redis.call('ZADD', KEYS[1], r.escalated_score, r.id)
-  redis.call('XADD', 'mod:audit:' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'escalated', 'status', status,
+  redis.call('XADD', '@audit@' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'escalated', 'status', status,
              'from', status, 'at', r.at, 'data', r.human)
   return {1, 'escalated'}
 end
 redis.call('HSET', key, 'review_status', 'decided', 'lease_holder', '', 'lease_expires_at', '',
            'decision', r.decision, 'source', 'human', 'human', r.human, 'flagged', r.flagged,
            'appeal_excluded', r.moderator, 'updated_at', r.at)
-redis.call('XADD', 'mod:audit:' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'human_decision', 'status', status,
+redis.call('XADD', '@audit@' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'human_decision', 'status', status,
            'from', status, 'at', r.at, 'data', r.human)
-redis.call('HINCRBY', 'mod:metrics:verdicts', 'human_' .. r.decision, 1)
+redis.call('HINCRBY', '@metrics_verdicts@', 'human_' .. r.decision, 1)
 redis.call('HINCRBY', KEYS[3], r.moderator .. '|' .. r.day, 1)
 redis.call('LPUSH', KEYS[4], r.ttd)
 redis.call('LTRIM', KEYS[4], 0, 9999)
 local cb = redis.call('HGET', key, 'callback_url')
-if cb and cb ~= '' then redis.call('ZADD', 'mod:outbox', r.at, r.id .. '|moderation.human_decision') end
+if cb and cb ~= '' then redis.call('ZADD', '@outbox@', r.at, r.id .. '|moderation.human_decision') end
 local ext = redis.call('HGET', key, 'external_id')
 if ext and ext ~= '' then
   if r.decision == 'block' then redis.call('SADD', r.blocked_key, ext) else redis.call('SREM', r.blocked_key, ext) end
@@ -131,7 +133,7 @@ return {1, r.decision}
 
 _APPEAL = """
 local r = cjson.decode(ARGV[1])
-local key = 'mod:item:' .. r.id
+local key = '@item@' .. r.id
 if redis.call('HGET', key, 'tenant') ~= r.tenant then return {-1, 'not_found'} end
 local status = redis.call('HGET', key, 'status')
 if status ~= 'done' then return {-2, status} end
@@ -140,7 +142,7 @@ if st == 'pending' or st == 'claimed' then return {0, st} end
 local score = r.score
 redis.call('HSET', key, 'review_status', 'pending', 'appeal', r.appeal, 'review_score', score)
 redis.call('ZADD', KEYS[1], score, r.id)
-redis.call('XADD', 'mod:audit:' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'appeal', 'status', status,
+redis.call('XADD', '@audit@' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'appeal', 'status', status,
            'from', status, 'at', r.at, 'data', r.appeal)
 return {1, 'pending'}
 """
@@ -155,10 +157,10 @@ class ReviewError(Exception):
 class ReviewStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
-        self._sweep = client.register_script(_SWEEP)
-        self._claim = client.register_script(_CLAIM)
-        self._decide = client.register_script(_DECIDE)
-        self._appeal = client.register_script(_APPEAL)
+        self._sweep = client.register_script(keys.lua(_SWEEP))
+        self._claim = client.register_script(keys.lua(_CLAIM))
+        self._decide = client.register_script(keys.lua(_DECIDE))
+        self._appeal = client.register_script(keys.lua(_APPEAL))
 
     def sweep(self, tenant: str) -> int:
         """Return items with expired leases to the queue (called on every read/claim)."""
@@ -185,10 +187,10 @@ class ReviewStore:
     def decide(self, tenant: str, item_id: str, moderator: str, name: str, action: str,
                categories: list[str], reason: str) -> dict[str, Any]:
         self.sweep(tenant)
-        item = as_map(self.r.hgetall(f"mod:item:{item_id}"))
+        item = decode_item(as_map(self.r.hgetall(keys.item(item_id))))
         now = time.time()
         decision = {"approve": "allow", "remove": "block", "escalate": ""}[action]
-        appeal = json.loads(item["appeal"]) if item.get("appeal") else None
+        appeal = item.get("appeal")  # decode_item already parsed the JSON field
         human = {"moderator": moderator, "name": name, "action": action, "decision": decision or None,
                  "categories": sorted(categories), "reason": reason, "at": now, "appeal": bool(appeal)}
         created = float(item.get("created_at") or now)
@@ -200,8 +202,8 @@ class ReviewStore:
             "blocked_key": blocked_key(tenant),
             "escalated_score": item_priority(item, boost=300),
         }
-        keys = [queue_key(tenant), lease_key(tenant), f"mod:rstats:{tenant}:decisions", f"mod:rstats:{tenant}:ttd"]
-        code, detail = self._decide(keys=keys, args=[json.dumps(req)])
+        touched = [queue_key(tenant), lease_key(tenant), keys.review_decisions(tenant), keys.review_ttd(tenant)]
+        code, detail = self._decide(keys=touched, args=[json.dumps(req)])
         code = int(code)
         if code == -1:
             raise ReviewError("review_not_found", f"no review item {item_id!r}", 404)
@@ -214,7 +216,7 @@ class ReviewStore:
     def appeal(self, tenant: str, item_id: str, message: str, by: str) -> None:
         now = time.time()
         appeal = {"message": message, "by": by, "at": now}
-        item = as_map(self.r.hgetall(f"mod:item:{item_id}"))
+        item = decode_item(as_map(self.r.hgetall(keys.item(item_id))))
         # Appeals jump ahead of first reviews: a user is waiting on them.
         req = {"id": item_id, "tenant": tenant, "appeal": json.dumps(appeal), "at": now_s(),
                "score": item_priority(item, boost=100)}
@@ -253,7 +255,7 @@ class ReviewStore:
         self.sweep(tenant)
         return as_strs(self.r.zrange(lease_key(tenant), 0, -1))
 
-    def stats(self, tenant: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    def stats(self, tenant: str, items: list[Item]) -> dict[str, Any]:
         """`items` = the pending items (the caller loads them); adds decision counts and time-to-decision."""
         now = time.time()
         by_category: dict[str, int] = {}
@@ -264,10 +266,10 @@ class ReviewStore:
             age = now - float(it.get("created_at") or now)
             buckets["lt_1h" if age < 3600 else "1h_24h" if age < 86400 else "gt_24h"] += 1
         per_mod: dict[str, dict[str, int]] = {}
-        for field, count in as_map(self.r.hgetall(f"mod:rstats:{tenant}:decisions")).items():
+        for field, count in as_map(self.r.hgetall(keys.review_decisions(tenant))).items():
             mod, day = field.rsplit("|", 1)
             per_mod.setdefault(mod, {})[day] = int(count)
-        ttd = [float(x) for x in as_strs(self.r.lrange(f"mod:rstats:{tenant}:ttd", 0, -1))]
+        ttd = [float(x) for x in as_strs(self.r.lrange(keys.review_ttd(tenant), 0, -1))]
         return {"pending": len(items), "pending_by_category": by_category, "pending_by_age": buckets,
                 "claimed": self.r.zcard(lease_key(tenant)), "decisions_per_moderator_per_day": per_mod,
                 "median_time_to_decision_s": statistics.median(ttd) if ttd else None, "decided": len(ttd)}

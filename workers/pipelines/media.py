@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
+from service.core.domain import Item, Verdict
 from service.core.policy import Policy
 from service.store.blobs import BlobStore
 from service.store.hashlists import HashMatcher, Match
@@ -26,14 +26,14 @@ def matcher(rt: Runtime) -> HashMatcher:
     return _MATCHER
 
 
-def hash_verdict(hit: Match, policy: Policy) -> dict[str, Any]:
+def hash_verdict(hit: Match, policy: Policy) -> Verdict:
     reason = {"type": "hash_match", "code": "hash_match", "list": hit.list_name, "hash_kind": hit.kind,
               "distance": hit.distance, "list_hash": hit.list_hash, "query_hash": hit.query_hash}
     return {"decision": "block", "scores": {}, "flagged": [], "reasons": [reason], "explanation": None,
             "models": [], "policy_version": policy.id, "media": None}
 
 
-def evaluate(rt: Runtime, item: dict[str, Any], path: Path, policy: Policy) -> tuple[dict[str, Any], str]:
+def evaluate(rt: Runtime, item: Item, path: Path, policy: Policy) -> tuple[Verdict, str]:
     """(verdict, cache key) for a stored file; raises MediaError for files that cannot be decoded."""
     from models.vision.pipeline import prepare_file, score_prepared
 
@@ -55,7 +55,7 @@ def evaluate(rt: Runtime, item: dict[str, Any], path: Path, policy: Policy) -> t
     decision, flagged = policy.decide(result["scores"])
     media = {k: result[k] for k in ("format", "width", "height", "duration_ms", "animated", "hashes", "frames",
                                    "segments", "early_exit", "sampling", "notes", "model_scores")}
-    verdict = {"decision": decision, "scores": {c: round(v, 4) for c, v in result["scores"].items()},
+    verdict: Verdict = {"decision": decision, "scores": {c: round(v, 4) for c, v in result["scores"].items()},
                "flagged": flagged, "reasons": [], "explanation": None, "models": result["models"],
                "policy_version": policy.id, "media": media}
     return rt.items.claim_verdict(key, verdict, VERDICT_CACHE_TTL_S), key

@@ -9,7 +9,9 @@ from typing import Any
 
 import redis
 
+from service.core.domain import Item
 from service.core.queue import RESCAN_TASK
+from service.store import keys
 from service.store.client import as_strs
 from service.store.rescans import RescanStore
 from workers import runtime
@@ -23,7 +25,7 @@ SUB_BATCH = 16
 LIVE_QUEUES = ("text", "media")
 
 
-def _matches(item: dict[str, Any], f: dict[str, Any]) -> bool:
+def _matches(item: Item, f: dict[str, Any]) -> bool:
     if item.get("status") != "done":
         return True  # counted as skipped, with the reason, rather than silently left out
     if f.get("kind") and item["kind"] != f["kind"]:
@@ -39,8 +41,8 @@ def _matches(item: dict[str, Any], f: dict[str, Any]) -> bool:
     return not (f.get("scored_before") and float(item.get("completed_at") or 0) >= f["scored_before"])
 
 
-def _pages(rt: Runtime, f: dict[str, Any], page: int = 1000) -> Iterator[list[dict[str, Any]]]:
-    key = f"mod:idx:tenant:{f['tenant']}" if f.get("tenant") else "mod:idx:all"
+def _pages(rt: Runtime, f: dict[str, Any], page: int = 1000) -> Iterator[list[Item]]:
+    key = keys.index(f.get("tenant"))
     lo, hi = f.get("since") or "-inf", f.get("until") or "+inf"
     offset = 0
     while True:
@@ -119,8 +121,8 @@ def run_chunk(rt: Runtime, job_id: str, ids: list[str]) -> None:
     jobs.maybe_finish(job_id)
 
 
-def _rescore(rt: Runtime, jobs: RescanStore, job_id: str, batch: list[dict[str, Any]]) -> None:
-    text: list[dict[str, Any]] = []
+def _rescore(rt: Runtime, jobs: RescanStore, job_id: str, batch: list[Item]) -> None:
+    text: list[Item] = []
     for it in batch:
         if it["status"] != "done":
             jobs.apply(job_id, it["id"], "skipped", audit_event="rescan_skipped",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
+from service.core.domain import Item, Verdict
 from service.core.policy import Policy
 from service.core.queue import WEBHOOK_TASK
 from service.store.rescans import RescanStore
@@ -13,8 +13,8 @@ from workers.lifecycle import VERDICT_FIELDS, needs_review
 from workers.runtime import Runtime
 
 
-def record_outcome(rt: Runtime, jobs: RescanStore, job_id: str, it: dict[str, Any],
-                   verdict: dict[str, Any], key: str, policy: Policy) -> None:
+def record_outcome(rt: Runtime, jobs: RescanStore, job_id: str, it: Item,
+                   verdict: Verdict, key: str, policy: Policy) -> None:
     """Compare with the current verdict; write a new version only when the outcome changed."""
     now = time.time()
     same = verdict["decision"] == it.get("decision") and sorted(verdict["flagged"]) == sorted(it.get("flagged") or [])

@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any
 
+from service.core.domain import Item, Verdict
 from service.core.policy import Policy
 from service.store.items import LIVE, verdict_key
 from workers import runtime
@@ -18,11 +19,11 @@ log = logging.getLogger(__name__)
 EMPTY_NOTE = {"type": "note", "code": "empty_text", "message": "text is whitespace only; nothing to classify"}
 
 
-def _select(rt: Runtime, own: list[str], extra: list[str]) -> list[dict[str, Any]]:
+def _select(rt: Runtime, own: list[str], extra: list[str]) -> list[Item]:
     """The task's own live items, plus popped ones while they fit the character budget (one round trip).
     Popped items that do not fit keep waiting for their own task."""
     own_set = set(own)
-    chosen: list[dict[str, Any]] = []
+    chosen: list[Item] = []
     chars = 0
     for it in rt.items.get_many(list(dict.fromkeys([*own, *extra]))):
         if it is None or it["status"] not in LIVE:
@@ -34,7 +35,7 @@ def _select(rt: Runtime, own: list[str], extra: list[str]) -> list[dict[str, Any
     return chosen
 
 
-def _fault_pause(rt: Runtime, items: list[dict[str, Any]]) -> None:
+def _fault_pause(rt: Runtime, items: list[Item]) -> None:
     marker = rt.settings.fault_pause_marker
     if marker and any(marker in (it.get("text") or "") for it in items):
         time.sleep(rt.settings.fault_pause_s)
@@ -55,7 +56,7 @@ def run(rt: Runtime, item_ids: list[str]) -> None:
     finish_all(rt, verdicts_for(rt, slot.obj, items))
 
 
-def verdicts_for(rt: Runtime, model: Any, items: list[dict[str, Any]]) -> list[Done]:
+def verdicts_for(rt: Runtime, model: Any, items: list[Item]) -> list[Done]:
     """(item, verdict, cache key, policy) for text items: cached verdicts reused, each distinct text scored once."""
     policies: dict[str, Policy] = {}
     for it in items:
@@ -76,7 +77,7 @@ def verdicts_for(rt: Runtime, model: Any, items: list[dict[str, Any]]) -> list[D
     return out
 
 
-def build_verdict(text: str, result: Any, policy: Policy, model: Any) -> dict[str, Any]:
+def build_verdict(text: str, result: Any, policy: Policy, model: Any) -> Verdict:
     models = [{"name": model.name, "version": model.version}]
     if result is None:  # whitespace-only: allowed with a note, no model call
         scores = dict.fromkeys(model.output_categories, 0.0)

@@ -10,6 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.core.queue import HASHFILE_TASK, MEDIA_TASK
+from service.store import keys
 from workers import lifecycle, runtime
 from workers.app import app, settings
 from workers.base import marks_failure, task_options
@@ -35,7 +36,7 @@ def hash_file(job_id: str, tenant: str, name: str, blob_key: str) -> None:
 
     rt = runtime.get_runtime()
     blobs = BlobStore(settings.blob_dir)
-    key = f"mod:hashjob:{job_id}"
+    key = keys.hashjob(job_id)
     outcome: dict[str, str]
     try:
         prepared = prepare_file(blobs.path(blob_key), settings.media)
@@ -54,5 +55,5 @@ def hash_file(job_id: str, tenant: str, name: str, blob_key: str) -> None:
     # Terminal outcome: only now is the upload no longer needed.
     rt.redis.hset(key, mapping=cast(Any, outcome))  # redis-py's Mapping key type is invariant
     blobs.delete(blob_key)
-    rt.redis.rpush(f"mod:notify:{job_id}", "1")
-    rt.redis.expire(f"mod:notify:{job_id}", 60)
+    rt.redis.rpush(keys.notify(job_id), "1")
+    rt.redis.expire(keys.notify(job_id), 60)

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from celery import Task
 
+from service.core.domain import Delivery
 from service.core.queue import WEBHOOK_TASK
 from service.core.security import sign_webhook
 from service.core.urls import CallbackUrlError, resolve_callback
@@ -48,15 +49,15 @@ def deliver(self: Task, item_id: str, event: str) -> None:
     rt = runtime.get_runtime()
     rt.redis.zrem(OUTBOX_KEY, f"{item_id}|{event}")  # from here on, Celery (acks_late, retries) owns it
     item = rt.items.get(item_id)
-    if item is None or not item.get("callback_url"):
+    url = item.get("callback_url") if item is not None else None
+    if item is None or not url:
         return
-    url = item["callback_url"]
-    attempt: dict[str, Any] = {"attempt": self.request.retries + 1, "at": time.time(), "url": url,
+    attempt: Delivery = {"attempt": self.request.retries + 1, "at": time.time(), "url": url,
                                "event": event, "ok": False, "final": False}
     try:
         pinned_ip = resolve_callback(url, settings.callback_allow_hosts, settings.callback_allow_http)
     except CallbackUrlError as exc:
-        rt.items.record_delivery(item_id, {**attempt, "error": f"refused: {exc}", "final": True})
+        rt.items.record_delivery(item_id, {**attempt, "error": f"refused: {exc}", "final": True})  # type: ignore[typeddict-item]
         return
     body = json.dumps({"event": event, "delivery_id": uuid.uuid4().hex, "sent_at": int(time.time()),
                        "moderation": public_item(item)}, ensure_ascii=False, separators=(",", ":")).encode()

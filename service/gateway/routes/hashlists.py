@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from service.core.errors import ApiError, NotFound
 from service.core.queue import HASHFILE_TASK
 from service.gateway.deps import AdminOnly, JsonBody, ServicesDep
-from service.store import hashlists
+from service.store import hashlists, keys
 from service.store.blobs import BlobStore, BlobTooLarge
 from service.store.client import as_map
 
@@ -37,7 +37,7 @@ def _call(fn: Any, *args: Any) -> Any:
 @router.get("/jobs/{job_id}", tags=["hashlists"])
 def hash_job(job_id: str, services: ServicesDep, _: AdminOnly) -> dict[str, Any]:
     """Result of a file-hashing job: added hashes, or the decode error."""
-    raw = as_map(services.redis.hgetall(f"mod:hashjob:{job_id}"))
+    raw = as_map(services.redis.hgetall(keys.hashjob(job_id)))
     if not raw:
         raise NotFound(f"no hash job {job_id!r}", code="hash_job_not_found")
     return {**raw, "result": json.loads(raw["result"]) if raw.get("result") else None}
@@ -90,13 +90,13 @@ async def add_file(tenant: str, name: str, services: ServicesDep, _: AdminOnly, 
     except BlobTooLarge as exc:
         raise ApiError("file too large", code="file_too_large", status=413) from exc
     def enqueue() -> None:
-        services.redis.hset(f"mod:hashjob:{job_id}", mapping={"id": job_id, "status": "queued", "tenant": tenant,
+        services.redis.hset(keys.hashjob(job_id), mapping={"id": job_id, "status": "queued", "tenant": tenant,
                                                                "name": name, "created_at": time.time()})
         services.queue.send(HASHFILE_TASK, [job_id, tenant, name, blob.key])
 
     await run_in_threadpool(enqueue)
     if wait:
-        await services.aredis.blpop([f"mod:notify:{job_id}"], timeout=wait)
+        await services.aredis.blpop([keys.notify(job_id)], timeout=wait)
     job = await run_in_threadpool(hash_job, job_id, services, _)
     if job["status"] == "queued":
         response.status_code = 202

@@ -15,11 +15,12 @@ from redis.exceptions import RedisError
 
 from service.core.errors import error_body
 from service.gateway.deps import ServicesDep
+from service.store import keys
 from service.store.items import PENDING_KEY, ItemStore
 
 router = APIRouter(tags=["health"])
 
-HEARTBEAT_PATTERN = "mod:hb:*"
+HEARTBEAT_PATTERN = keys.HEARTBEAT_PATTERN
 
 
 def worker_heartbeats(services: ServicesDep) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.core.domain import Item
 from service.core.errors import ApiError, InvalidInput
 from service.core.queue import WEBHOOK_TASK
 from service.core.security import Principal
@@ -44,7 +45,7 @@ def _tenant(principal: Principal, tenant: str | None) -> str:
     return principal.tenant
 
 
-def _review_view(item: dict[str, Any]) -> dict[str, Any]:
+def _review_view(item: Item) -> dict[str, Any]:
     out = public_item(item)
     out["content"] = item.get("text")  # moderators must see what they judge
     for k in ("review_status", "review_score", "lease_holder", "lease_expires_at", "appeal", "escalated", "human"):
@@ -72,7 +73,7 @@ def list_reviews(
     t = _tenant(principal, tenant)
     now = time.time()
 
-    def keep(it: dict[str, Any] | None) -> bool:
+    def keep(it: Item | None) -> bool:
         if it is None:
             return False
         age = now - float(it.get("created_at") or now)

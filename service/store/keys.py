@@ -1,0 +1,161 @@
+"""Owns every Redis key name: the only module where a key is spelled (Python and Lua both read it from here).
+
+All keys share the `mod:` prefix so one Redis can host other apps (Celery's broker uses another DB index).
+Lua scripts use `@name@` placeholders that `lua()` fills from `LUA_PREFIXES` when the script is defined.
+"""
+
+from __future__ import annotations
+
+PREFIX = "mod:"
+
+# Items and their side structures.
+ITEM = PREFIX + "item:"                 # hash per item
+AUDIT = PREFIX + "audit:"               # stream per item
+NOTIFY = PREFIX + "notify:"             # short-lived list a ?wait request BLPOPs on (items and hash jobs)
+WEBHOOKS = PREFIX + "webhooks:"         # list of delivery attempts per item
+VERSIONS = PREFIX + "versions:"         # list of superseded verdicts per item
+IDX_TENANT = PREFIX + "idx:tenant:"     # zset of a tenant's items by time
+IDX_ALL = PREFIX + "idx:all"            # zset of every item by time
+IDX_EXT = PREFIX + "idx:ext:"           # tenant + external id -> item id
+IDEM = PREFIX + "idem:"                 # tenant + Idempotency-Key -> item id
+VERDICT = PREFIX + "verdict:"           # verdict cache: content hash + model + policy
+PENDING = PREFIX + "pending"            # zset of live items (queued/processing) by time
+READY_TEXT = PREFIX + "ready:text"      # list of text items waiting, for opportunistic batching
+OUTBOX = PREFIX + "outbox"              # zset "item_id|event" -> time the webhook became owed
+METRICS_VERDICTS = PREFIX + "metrics:verdicts"
+
+# Tenants, keys, policies, lists.
+APIKEY = PREFIX + "apikey:"             # hash per API key digest
+APIKEYS = PREFIX + "apikeys"            # key_id -> key digest
+TENANT = PREFIX + "tenant:"
+POLICY = PREFIX + "policy:"             # per-tenant policy override
+POLICY_VERSION = PREFIX + "policy_version:"
+BLOCKED = PREFIX + "blocked:"           # set of removed external ids per tenant
+HASHLIST = PREFIX + "hl:"               # hash-list keys per tenant (see store.hashlists)
+HASHJOB = PREFIX + "hashjob:"           # hash-file job status
+
+# Review queue.
+REVIEW = PREFIX + "review:"             # zset of pending ids per tenant
+LEASES = PREFIX + "leases:"             # zset id -> lease expiry per tenant
+RSTATS = PREFIX + "rstats:"
+
+# Rescans and workers.
+RESCAN = PREFIX + "rescan:"
+RESCANS = PREFIX + "rescans"
+HEARTBEAT = PREFIX + "hb:"
+
+
+def item(item_id: str) -> str:
+    return ITEM + item_id
+
+
+def audit(item_id: str) -> str:
+    return AUDIT + item_id
+
+
+def notify(item_id: str) -> str:
+    return NOTIFY + item_id
+
+
+def webhooks(item_id: str) -> str:
+    return WEBHOOKS + item_id
+
+
+def versions(item_id: str) -> str:
+    return VERSIONS + item_id
+
+
+def index(tenant: str | None) -> str:
+    """A tenant's item index, or every item's when tenant is empty."""
+    return IDX_TENANT + tenant if tenant else IDX_ALL
+
+
+def external(tenant: str, external_id: str) -> str:
+    return f"{IDX_EXT}{tenant}:{external_id}"
+
+
+def idempotency(tenant: str, key: str) -> str:
+    return f"{IDEM}{tenant}:{key}"
+
+
+def verdict(content_hash: str, model_id: str, policy_id: str) -> str:
+    return f"{VERDICT}{content_hash}:{model_id}:{policy_id}"
+
+
+def apikey(digest: str) -> str:
+    return APIKEY + digest
+
+
+def tenant(name: str) -> str:
+    return TENANT + name
+
+
+def policy(tenant_name: str) -> str:
+    return POLICY + tenant_name
+
+
+def policy_version(tenant_name: str) -> str:
+    return POLICY_VERSION + tenant_name
+
+
+def blocked(tenant_name: str) -> str:
+    return BLOCKED + tenant_name
+
+
+def hashlist(tenant_name: str) -> str:
+    return HASHLIST + tenant_name
+
+
+def hashjob(job_id: str) -> str:
+    return HASHJOB + job_id
+
+
+def review(tenant_name: str) -> str:
+    return REVIEW + tenant_name
+
+
+def leases(tenant_name: str) -> str:
+    return LEASES + tenant_name
+
+
+def review_decisions(tenant_name: str) -> str:
+    return f"{RSTATS}{tenant_name}:decisions"
+
+
+def review_ttd(tenant_name: str) -> str:
+    return f"{RSTATS}{tenant_name}:ttd"
+
+
+def rescan(job_id: str) -> str:
+    return RESCAN + job_id
+
+
+def rescan_targets(job_id: str) -> str:
+    return f"{RESCAN}{job_id}:targets"
+
+
+def rescan_seen(job_id: str) -> str:
+    return f"{RESCAN}{job_id}:seen"
+
+
+def heartbeat(hostname: str, pid: int) -> str:
+    return f"{HEARTBEAT}{hostname}:{pid}"
+
+
+HEARTBEAT_PATTERN = HEARTBEAT + "*"
+
+LUA_PREFIXES: dict[str, str] = {
+    "item": ITEM, "audit": AUDIT, "notify": NOTIFY, "versions": VERSIONS, "idx_tenant": IDX_TENANT,
+    "idx_all": IDX_ALL, "pending": PENDING, "ready_text": READY_TEXT, "outbox": OUTBOX,
+    "metrics_verdicts": METRICS_VERDICTS, "rescan": RESCAN,
+}
+
+
+def lua(source: str) -> str:
+    """Fill `@name@` key placeholders in a Lua script; an unknown placeholder is a bug, caught at import."""
+    out = source
+    for name, value in LUA_PREFIXES.items():
+        out = out.replace(f"@{name}@", value)
+    if "'@" in out or '"@' in out:
+        raise ValueError("unfilled key placeholder in Lua script")
+    return out
