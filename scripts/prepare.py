@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (what, module, extra args); each module is the owner's own CLI.
 STEPS: list[tuple[str, str, list[str]]] = [
-    ("default text model", "training.text.build", []),
+    ("default text model (v2: multilingual e5 + corpus head)", "training.text.build_v2", []),
+    ("text model v1 (for the old-vs-new comparison and its quality test)", "training.text.build", []),
     ("image models", "training.vision.fetch", []),
     ("recommendation data", "training.recsys.fetch", []),
 ]

@@ -7,6 +7,8 @@ reported `start`/`end` always index the caller's original string:
   * zero-width and other format characters (Cf) dropped, combining accents dropped ("fück" -> "fuck");
   * leetspeak and repeated letters are handled on the *pattern* side: every term letter becomes a class of
     its look-alikes repeated one or more times, so "fuuuck", "sh1t", "@ss" match, and "ass" never matches "as".
+  * traditional Chinese characters are mapped to simplified (OpenCC's TSCharacters table, from the
+    Apache-2.0 package opencc-python-reimplemented), so "殺" matches a term written "杀" and vice versa.
 Latin terms need word boundaries ("ass" not in "class"); terms with CJK characters match anywhere, because
 Chinese has no spaces between words.
 """
@@ -16,6 +18,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 # Look-alikes per letter (after case folding). Digits/symbols only: accents are already stripped.
 LEET: dict[str, str] = {
@@ -25,8 +29,24 @@ LEET: dict[str, str] = {
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
+@lru_cache(maxsize=1)
+def _trad_to_simp() -> dict[str, str]:
+    """Traditional -> simplified, one character to one (the first candidate), so spans stay per character."""
+    import opencc
+
+    table = Path(opencc.__file__).parent / "dictionary" / "TSCharacters.txt"
+    out: dict[str, str] = {}
+    for line in table.read_text(encoding="utf-8").splitlines():
+        src, _, dst = line.partition("\t")
+        first = dst.split(" ")[0] if dst else ""
+        if len(src) == 1 and len(first) == 1:
+            out[src] = first
+    return out
+
+
 def _norm_char(ch: str) -> str:
     out = []
+    ch = _trad_to_simp().get(ch, ch) if _CJK.match(ch) else ch
     for c in unicodedata.normalize("NFKC", ch):
         if unicodedata.category(c) == "Cf":  # zero-width space/joiner, soft hyphen, BOM ...
             continue

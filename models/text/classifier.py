@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,12 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from models.text.labels import CATEGORIES, load_label_map, resolve_labels
+from models.text.labels import ALL_CATEGORIES, load_label_map, resolve_labels
 
 # Sentence ends: Latin punctuation followed by space, CJK full stops (no space needed), and newlines.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
 TOP_SENTENCES = 3
+WINDOW_STRIDE = 32  # tokens two cuts of one overlong sentence share, so no phrase is split unseen
 
 
 class ModelLoadError(RuntimeError):
@@ -46,6 +48,7 @@ class TextScore:
     scores: dict[str, float]
     sentences: list[SentenceScore] = field(default_factory=list)
     windows: int = 1
+    top_windows: list[SentenceScore] = field(default_factory=list)
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -59,6 +62,16 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     if start < len(text):
         spans.append((start, len(text)))
     return [(a, b) for a, b in spans if text[a:b].strip()]
+
+
+def resolve_device(name: str) -> torch.device:
+    """`cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when present). Asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(name, "device cuda requested but torch sees no CUDA device")
+    return device
 
 
 def _weights_digest(path: Path) -> str:
@@ -81,10 +94,12 @@ class TextClassifier:
         label_map: Path | None = None,
         max_tokens: int = 256,
         batch_size: int = 32,
+        device: str = "cpu",
     ) -> None:
         self.path = path
         self.max_tokens = max_tokens
         self.batch_size = batch_size
+        self.device = resolve_device(device)
         local = Path(path)
         if not local.exists() and (path.startswith((".", "/")) or local.suffix):
             raise ModelLoadError(path, "directory does not exist")
@@ -94,6 +109,9 @@ class TextClassifier:
         except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
             raise ModelLoadError(path, f"{type(exc).__name__}: {exc}") from exc
         self.model.eval()
+        if self.device.type == "cuda":
+            # bf16 on GPU: same ranking of scores (checked by bench/bench_text_gpu.py), about 2x the throughput.
+            self.model.to(self.device, dtype=torch.bfloat16)
         config = self.model.config
         try:
             self.categories = resolve_labels(
@@ -105,6 +123,15 @@ class TextClassifier:
         card = self._read_card(local)
         self.name = str(card.get("name") or local.name or path)
         self.version = str(card.get("version") or (_weights_digest(local) if local.exists() else "hub"))
+        # e5 encoders expect "query: " before the text; the checkpoint's card says which prefix it was trained with.
+        prefix = str(card.get("text_prefix") or "")
+        self._prefix_ids: list[int] = (self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
+                                       if prefix else [])
+        # Special tokens around one sequence ([CLS] … [SEP] for BERT, <s> … </s> for XLM-R), read off an empty
+        # encoding: transformers 5 fast tokenizers no longer expose build_inputs_with_special_tokens.
+        empty = list(self.tokenizer("")["input_ids"])
+        self._head, self._tail = (empty[:1], empty[1:]) if len(empty) >= 2 else ([], empty)
+        self._n_special = len(empty)
 
     @staticmethod
     def _read_card(local: Path) -> dict[str, Any]:
@@ -125,49 +152,93 @@ class TextClassifier:
         return [s.scores for s in self.score(texts)]
 
     def score(self, texts: list[str]) -> list[TextScore]:
-        """Score texts; a text longer than max_tokens is scored sentence by sentence (max per category)."""
-        pieces: list[tuple[int, int, int, list[int]]] = []  # (text idx, span start, span end, ids)
-        encoded = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-        for i, (text, ids) in enumerate(zip(texts, encoded, strict=True)):
-            if len(ids) <= self.max_tokens:
-                pieces.append((i, 0, len(text), ids))
-                continue
-            for a, b in split_sentences(text):
-                sent_ids = self.tokenizer(
-                    text[a:b], truncation=True, max_length=self.max_tokens,
-                    return_overflowing_tokens=True, stride=16, verbose=False,
-                )["input_ids"]
-                for chunk in sent_ids:
-                    pieces.append((i, a, b, chunk))
-        probs = self._forward([p[3] for p in pieces])
+        """Score texts. A text longer than one window is cut into windows of whole sentences (≤ max_tokens,
+        one sentence of overlap); its score is the max over windows, and the sentences of the worst window
+        are scored on their own so the explanation quotes the offending sentences, not a whole window."""
+        windows = [self._windows(text) for text in texts]
+        flat = [w for ws in windows for w in ws]
+        probs = self._forward([ids for _, _, ids in flat])
         results: list[TextScore] = []
-        per_text: dict[int, list[tuple[int, int, dict[str, float]]]] = {}
-        for (i, a, b, _), row in zip(pieces, probs, strict=True):
-            per_text.setdefault(i, []).append((a, b, row))
-        for i, text in enumerate(texts):
-            rows = per_text.get(i, [])
-            scores = {c: 0.0 for c in self.output_categories}
-            for _, _, row in rows:
+        pos = 0
+        explain: list[tuple[int, int, int]] = []  # (text idx, window start, window end) to explain
+        for i, (text, ws) in enumerate(zip(texts, windows, strict=True)):
+            rows = probs[pos:pos + len(ws)]
+            pos += len(ws)
+            scores = dict.fromkeys(self.output_categories, 0.0)
+            for row in rows:
                 for c, v in row.items():
                     scores[c] = max(scores[c], v)
-            sentences: list[SentenceScore] = []
-            if len(rows) > 1:
-                merged: dict[tuple[int, int], dict[str, float]] = {}
-                for a, b, row in rows:
-                    cur = merged.setdefault((a, b), dict.fromkeys(row, 0.0))
-                    for c, v in row.items():
-                        cur[c] = max(cur[c], v)
-                ranked = sorted(merged.items(), key=lambda kv: -max(kv[1].values(), default=0.0))
-                sentences = [
-                    SentenceScore(text[a:b], a, b, {c: round(v, 4) for c, v in sc.items()})
-                    for (a, b), sc in ranked[:TOP_SENTENCES]
-                ]
-            results.append(TextScore(scores=scores, sentences=sentences, windows=max(1, len(rows))))
+            result = TextScore(scores=scores, windows=len(ws))
+            if len(ws) > 1:
+                ranked = sorted(zip(ws, rows, strict=True), key=lambda wr: -max(wr[1].values(), default=0.0))
+                result.top_windows = [SentenceScore(text[a:b], a, b, {c: round(v, 4) for c, v in row.items()})
+                                      for (a, b, _), row in ranked[:TOP_SENTENCES]]
+                (a, b, _), _ = ranked[0]
+                explain.append((i, a, b))
+            results.append(result)
+        if explain:
+            self._explain(texts, results, explain)
         return results
+
+    def _explain(self, texts: list[str], results: list[TextScore], todo: list[tuple[int, int, int]]) -> None:
+        """Score each sentence of each text's worst window; the top ones become `sentences`."""
+        spans: list[tuple[int, int, int]] = []
+        for i, a, b in todo:
+            for sa, sb in split_sentences(texts[i][a:b]):
+                spans.append((i, a + sa, a + sb))
+        ids = self.tokenizer([texts[i][a:b] for i, a, b in spans], add_special_tokens=False, verbose=False)
+        budget = self._budget()
+        probs = self._forward([self._wrap(x[:budget]) for x in ids["input_ids"]])
+        per_text: dict[int, list[SentenceScore]] = {}
+        for (i, a, b), row in zip(spans, probs, strict=True):
+            per_text.setdefault(i, []).append(SentenceScore(texts[i][a:b], a, b,
+                                                            {c: round(v, 4) for c, v in row.items()}))
+        for i, sentences in per_text.items():
+            sentences.sort(key=lambda s: -max(s.scores.values(), default=0.0))
+            results[i].sentences = sentences[:TOP_SENTENCES]
+
+    def _budget(self) -> int:
+        """Content tokens per window: max_tokens minus the special tokens and the model's text prefix."""
+        return max(8, self.max_tokens - self._n_special - len(self._prefix_ids))
+
+    def _wrap(self, content: list[int]) -> list[int]:
+        return [*self._head, *self._prefix_ids, *content, *self._tail]
+
+    def _windows(self, text: str) -> list[tuple[int, int, list[int]]]:
+        """(char start, char end, input ids) of each window of `text`."""
+        budget = self._budget()
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        ids: list[int] = enc["input_ids"]
+        offsets: list[tuple[int, int]] = enc["offset_mapping"]
+        if len(ids) <= budget:
+            return [(0, len(text), self._wrap(ids))]
+        # Token index where each sentence starts; a window is a run of whole sentences that fits the budget.
+        token_starts = [s for s, _ in offsets]
+        starts = sorted({bisect_left(token_starts, a) for a, _ in split_sentences(text)} | {0})
+        bounds = [(s, e) for s, e in zip(starts, [*starts[1:], len(ids)], strict=True) if e > s]
+        pieces: list[tuple[int, int]] = []  # token ranges no longer than the budget
+        for s, e in bounds:
+            while e - s > budget:  # one sentence longer than a window: cut it, with some overlap
+                pieces.append((s, s + budget))
+                s += budget - WINDOW_STRIDE
+            pieces.append((s, e))
+        out: list[tuple[int, int]] = []
+        cur_s, cur_e = pieces[0]
+        last_s = cur_s
+        for s, e in pieces[1:]:
+            if e - cur_s <= budget:
+                cur_e, last_s = e, s
+                continue
+            out.append((cur_s, cur_e))
+            # Overlap: the new window repeats the closed window's last sentence when both still fit.
+            cur_s = last_s if cur_s < last_s and e - last_s <= budget else s
+            cur_e, last_s = e, s
+        out.append((cur_s, cur_e))
+        return [(offsets[s][0], offsets[e - 1][1], self._wrap(ids[s:e])) for s, e in out]
 
     @property
     def output_categories(self) -> list[str]:
-        return sorted({c for c in self.categories if c is not None}, key=CATEGORIES.index)
+        return sorted({c for c in self.categories if c is not None}, key=ALL_CATEGORIES.index)
 
     def _forward(self, batch_ids: list[list[int]]) -> list[dict[str, float]]:
         """Batched forward with dynamic padding: sort by length so each batch pads to its own longest."""
@@ -184,7 +255,8 @@ class TextClassifier:
                     seq = batch_ids[k]
                     ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
                     mask[row, : len(seq)] = 1
-                logits = self.model(input_ids=ids, attention_mask=mask).logits
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+                logits = logits.float().cpu()
                 probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
                 for row, k in enumerate(idx):
                     scores: dict[str, float] = {}

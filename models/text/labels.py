@@ -19,6 +19,42 @@ CATEGORIES: tuple[str, ...] = (
     "profanity",
 )
 
+# v2 taxonomy (close to what platforms expect: OpenAI / Azure style). A child implies its parent.
+TAXONOMY: tuple[str, ...] = (
+    "harassment",
+    "harassment_threatening",
+    "hate",
+    "hate_threatening",
+    "sexual",
+    "sexual_minors",
+    "violence",
+    "violence_graphic",
+    "self_harm",
+    "self_harm_intent",
+    "self_harm_instructions",
+    "profanity",
+)
+PARENT: dict[str, str] = {
+    "harassment_threatening": "harassment",
+    "hate_threatening": "hate",
+    "sexual_minors": "sexual",
+    "violence_graphic": "violence",
+    "self_harm_intent": "self_harm",
+    "self_harm_instructions": "self_harm",
+}
+TOP_LEVEL: tuple[str, ...] = ("harassment", "hate", "sexual", "violence", "self_harm", "profanity")
+# Every category a checkpoint may emit: v1 names first (v1 checkpoints and the tiny test model use them), then
+# the v2 names they lack. The order is the order scores are reported in.
+ALL_CATEGORIES: tuple[str, ...] = CATEGORIES + tuple(c for c in TAXONOMY if c not in CATEGORIES)
+
+
+def with_parents(labels: list[str] | tuple[str, ...]) -> list[str]:
+    """The labels plus every parent they imply, in taxonomy order."""
+    out = set(labels)
+    out.update(PARENT[c] for c in labels if c in PARENT)
+    return [c for c in ALL_CATEGORIES if c in out]
+
+
 # Common hub label spellings, so a toxic-bert / detoxify-style checkpoint works without a map file.
 DEFAULT_ALIASES: dict[str, str | None] = {
     "toxic": "toxicity",
@@ -36,6 +72,13 @@ DEFAULT_ALIASES: dict[str, str | None] = {
     "sexual_explicit": "sexual",
     "self_harm": "self_harm",
     "self-harm": "self_harm",
+    "harassment": "harassment",
+    "harassment/threatening": "harassment_threatening",
+    "hate/threatening": "hate_threatening",
+    "sexual/minors": "sexual_minors",
+    "violence/graphic": "violence_graphic",
+    "self-harm/intent": "self_harm_intent",
+    "self-harm/instructions": "self_harm_instructions",
     "violence": "violence",
     # Negative classes of single-label models carry no category.
     "non-toxic": None,
@@ -61,7 +104,7 @@ def load_label_map(path: Path | None) -> dict[str, str | None]:
         raise LabelMapError(f"{path}: label map must be a mapping of model label -> category")
     out: dict[str, str | None] = {}
     for label, category in data.items():
-        if category is not None and category not in CATEGORIES:
+        if category is not None and category not in ALL_CATEGORIES:
             raise LabelMapError(f"{path}: label {label!r} maps to unknown category {category!r}")
         out[str(label).lower()] = category
     return out
@@ -75,7 +118,7 @@ def resolve_labels(id2label: dict[int, str], label_map: dict[str, str | None]) -
         key = name.lower()
         if key in label_map:
             resolved.append(label_map[key])
-        elif key in CATEGORIES:
+        elif key in ALL_CATEGORIES:
             resolved.append(key)
         else:
             raise LabelMapError(

@@ -45,6 +45,8 @@ class Policy:
     review_blocked: bool = False  # also send automated blocks to human review
     # Per-kind threshold overrides (image/video scores come from other models, on other scales).
     kinds: dict[str, dict[str, Thresholds]] = field(default_factory=dict)
+    # Per-language text thresholds (calibrated per language: the encoder scores zh and en on other scales).
+    languages: dict[str, dict[str, Thresholds]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -60,6 +62,16 @@ class Policy:
         if kind not in self.kinds:
             return self
         return replace(self, categories={**self.categories, **self.kinds[kind]})
+
+    def for_language(self, language: str) -> Policy:
+        """The same policy (same id) with the language's own text thresholds applied."""
+        if language not in self.languages:
+            return self
+        return replace(self, categories={**self.categories, **self.languages[language]})
+
+    def without_language_overrides(self, categories: set[str]) -> dict[str, dict[str, Thresholds]]:
+        """Language overlays minus `categories`: a tenant's explicit threshold wins in every language."""
+        return {lang: {c: t for c, t in cats.items() if c not in categories} for lang, cats in self.languages.items()}
 
     def decide(self, scores: dict[str, float], force_review: bool = False) -> tuple[str, list[str]]:
         """Decision = most severe category outcome; flagged = categories at or above `review`."""
@@ -86,6 +98,8 @@ class Policy:
             "default_thresholds": self.default.to_dict(), "blocklist_terms": list(self.blocklist_terms),
             "review_blocked": self.review_blocked,
             "kinds": {k: {c: t.to_dict() for c, t in sorted(v.items())} for k, v in sorted(self.kinds.items())},
+            "languages": {k: {c: t.to_dict() for c, t in sorted(v.items())}
+                          for k, v in sorted(self.languages.items())},
         }
 
 
@@ -110,7 +124,20 @@ def parse_policy(data: Any, where: str) -> Policy:
         blocklist_terms=tuple(str(t) for t in terms),
         review_blocked=bool(data.get("review_blocked", False)),
         kinds=_parse_kinds(data.get("kinds") or {}, where),
+        languages=_parse_languages(data.get("languages") or {}, where),
     )
+
+
+def _parse_languages(data: Any, where: str) -> dict[str, dict[str, Thresholds]]:
+    if not isinstance(data, dict):
+        raise PolicyError(f"{where}: languages must be a mapping of language -> {{categories: ...}}")
+    out: dict[str, dict[str, Thresholds]] = {}
+    for lang, spec in data.items():
+        cats = (spec or {}).get("categories") if isinstance(spec, dict) else None
+        if not isinstance(cats, dict):
+            raise PolicyError(f"{where}: languages.{lang} needs a categories mapping")
+        out[str(lang)] = {str(c): Thresholds.parse(t, f"{where}: languages.{lang}.{c}") for c, t in cats.items()}
+    return out
 
 
 def _parse_kinds(data: Any, where: str) -> dict[str, dict[str, Thresholds]]:

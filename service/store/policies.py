@@ -37,6 +37,7 @@ class PolicyStore:
             blocklist_terms=base.blocklist_terms + tuple(override.get("blocklist_terms") or ()),
             tenant=tenant, tenant_version=int(override["version"]),
             review_blocked=bool(override.get("review_blocked", base.review_blocked)), kinds=base.kinds,
+            languages=base.without_language_overrides(set(override.get("categories") or {})),
         )
 
     def put_override(self, tenant: str, categories: dict[str, Any], blocklist_terms: list[str],

@@ -31,7 +31,7 @@ L2 = 0.03
 CONTRAST_WEIGHT = 3.0
 REQUIRED = ("config.json", "model.safetensors", "tokenizer.json", "moderation.json", "data_manifest.json",
             "thresholds.json", "MODEL_CARD.md")
-DEFAULT_OUT = Path("var/models/text-default")
+DEFAULT_OUT = Path("var/models/text-v1")  # v1, kept for the old-vs-new comparison
 DEFAULT_CACHE = Path("var/cache")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from models.text.labels import CATEGORIES
+from models.text.labels import ALL_CATEGORIES, CATEGORIES
 
 REVIEW_PRECISION = 0.7
 BLOCK_PRECISION = 0.9
@@ -73,10 +73,12 @@ def _flow(d: Any) -> str:
 def write_policy(policy: Path, thresholds: dict[str, Any], model_id: str) -> int:
     """Rewrite the policy's thresholds + calibration numbers; returns the (possibly bumped) version."""
     current = yaml.safe_load(policy.read_text(encoding="utf-8"))
-    order = [c for c in CATEGORIES if c in thresholds["categories"]]  # policy reads in taxonomy order
+    order = [c for c in ALL_CATEGORIES if c in thresholds["categories"]]  # policy reads in taxonomy order
     new_cats = {c: dict(thresholds["categories"][c]) for c in order}
+    new_langs = {lang: {"categories": {c: dict(v["categories"][c]) for c in order if c in v["categories"]}}
+                 for lang, v in (thresholds.get("languages") or {}).items()}
     version = int(current.get("version", 0))
-    if current.get("categories") != new_cats:
+    if current.get("categories") != new_cats or (current.get("languages") or {}) != new_langs:
         version += 1
     lines = [
         "# Default moderation policy. Scores are in [0, 1]; score >= block -> block, >= review -> review, else allow.",
@@ -88,6 +90,8 @@ def write_policy(policy: Path, thresholds: dict[str, Any], model_id: str) -> int
         f"version: {version}",
         "categories:",
         *(f"  {c}: {_flow(v)}" for c, v in new_cats.items()),
+        *(["# Per-language text thresholds (calibrated per language); they replace `categories` for that language.",
+            "languages:", *(f"  {lang}: {_flow(v)}" for lang, v in new_langs.items())] if new_langs else []),
         "# Categories not listed use these.",
         f"default_thresholds: {_flow(current.get('default_thresholds') or {'review': 0.5, 'block': 0.9})}",
         "# Term blocklist: exact terms or wildcards (*); a match forces at least `review`.",
@@ -98,7 +102,7 @@ def write_policy(policy: Path, thresholds: dict[str, Any], model_id: str) -> int
         *(["kinds:", *(f"  {k}: {_flow(v)}" for k, v in current["kinds"].items())] if current.get("kinds") else []),
         "calibration:",
         f"  model: {model_id}",
-        *(f"  {c}: {_flow(thresholds['calibration'][c])}" for c in order),
+        *(f"  {c}: {_flow(thresholds['calibration'][c])}" for c in order if c in thresholds["calibration"]),
     ]
     policy.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return version

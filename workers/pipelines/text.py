@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from service.core.domain import Item, Verdict
+from common.language import detect_language
 from service.core.policy import Policy
 from service.store.items import LIVE, verdict_key
 from workers import runtime
@@ -70,7 +71,7 @@ def verdicts_for(rt: Runtime, model: Any, items: list[Item]) -> list[Done]:
     scored = dict(zip(hashes, model.score([todo[h] for h in hashes]), strict=True)) if hashes else {}
     out = []
     for it, key, hit in zip(items, keys, cached, strict=True):
-        policy = policies[it["tenant"]]
+        policy = policies[it["tenant"]].for_language(detect_language(it.get("text") or ""))
         verdict = hit or rt.items.claim_verdict(
             key, build_verdict(it["text"] or "", scored.get(it["content_hash"]), policy, model), VERDICT_CACHE_TTL_S)
         out.append((it, verdict, key, policy))
@@ -88,6 +89,7 @@ def build_verdict(text: str, result: Any, policy: Policy, model: Any) -> Verdict
     decision, flagged = policy.decide(scores, force_review=bool(reasons))
     explanation = None
     if result.sentences:
-        explanation = {"windows": result.windows, "top_sentences": [s.to_dict() for s in result.sentences]}
+        explanation = {"windows": result.windows, "top_sentences": [s.to_dict() for s in result.sentences],
+                       "top_windows": [w.to_dict() for w in result.top_windows]}
     return {"decision": decision, "scores": scores, "flagged": flagged, "reasons": reasons,
             "explanation": explanation, "models": models, "policy_version": policy.id}

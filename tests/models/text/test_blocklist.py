@@ -79,3 +79,11 @@ def test_blocklist_does_not_import_torch():
 
     code = "import sys, models.text.blocklist; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_traditional_and_simplified_chinese_match_each_other() -> None:
+    m = compile_blocklist(["杀了你", "廢物"])
+    text = "我要殺了你這個废物"
+    hits = m.find(text)
+    assert [h["term"] for h in hits] == ["杀了你", "廢物"]
+    assert [text[h["start"]:h["end"]] for h in hits] == ["殺了你", "废物"]
