@@ -163,6 +163,8 @@ def _heartbeat_loop(rt: Runtime) -> None:
 
 def start_process() -> None:
     rt = get_runtime()
+    if rt.settings.fault_model_load_delay_s:
+        time.sleep(rt.settings.fault_model_load_delay_s)  # failure tests: a child slower to start than 4 s
     if "text" in rt.queues or "rescan" in rt.queues:
         text_model(rt)
     if "media" in rt.queues or "rescan" in rt.queues:

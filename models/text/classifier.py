@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,11 +12,9 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from models.text.labels import ALL_CATEGORIES, load_label_map, resolve_labels
+from models.text.windows import Windowing, split_sentences
 
-# Sentence ends: Latin punctuation followed by space, CJK full stops (no space needed), and newlines.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
 TOP_SENTENCES = 3
-WINDOW_STRIDE = 32  # tokens two cuts of one overlong sentence share, so no phrase is split unseen
 
 
 class ModelLoadError(RuntimeError):
@@ -49,19 +45,6 @@ class TextScore:
     sentences: list[SentenceScore] = field(default_factory=list)
     windows: int = 1
     top_windows: list[SentenceScore] = field(default_factory=list)
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Character spans of non-empty sentences, in order."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for m in _SENTENCE_END.finditer(text):
-        if m.start() > start:
-            spans.append((start, m.start()))
-        start = m.end()
-    if start < len(text):
-        spans.append((start, len(text)))
-    return [(a, b) for a, b in spans if text[a:b].strip()]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -124,14 +107,7 @@ class TextClassifier:
         self.name = str(card.get("name") or local.name or path)
         self.version = str(card.get("version") or (_weights_digest(local) if local.exists() else "hub"))
         # e5 encoders expect "query: " before the text; the checkpoint's card says which prefix it was trained with.
-        prefix = str(card.get("text_prefix") or "")
-        self._prefix_ids: list[int] = (self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
-                                       if prefix else [])
-        # Special tokens around one sequence ([CLS] … [SEP] for BERT, <s> … </s> for XLM-R), read off an empty
-        # encoding: transformers 5 fast tokenizers no longer expose build_inputs_with_special_tokens.
-        empty = list(self.tokenizer("")["input_ids"])
-        self._head, self._tail = (empty[:1], empty[1:]) if len(empty) >= 2 else ([], empty)
-        self._n_special = len(empty)
+        self.windowing = Windowing.for_tokenizer(self.tokenizer, max_tokens, str(card.get("text_prefix") or ""))
 
     @staticmethod
     def _read_card(local: Path) -> dict[str, Any]:
@@ -155,7 +131,7 @@ class TextClassifier:
         """Score texts. A text longer than one window is cut into windows of whole sentences (≤ max_tokens,
         one sentence of overlap); its score is the max over windows, and the sentences of the worst window
         are scored on their own so the explanation quotes the offending sentences, not a whole window."""
-        windows = [self._windows(text) for text in texts]
+        windows = [self.windowing.windows(text) for text in texts]
         flat = [w for ws in windows for w in ws]
         probs = self._forward([ids for _, _, ids in flat])
         results: list[TextScore] = []
@@ -187,8 +163,8 @@ class TextClassifier:
             for sa, sb in split_sentences(texts[i][a:b]):
                 spans.append((i, a + sa, a + sb))
         ids = self.tokenizer([texts[i][a:b] for i, a, b in spans], add_special_tokens=False, verbose=False)
-        budget = self._budget()
-        probs = self._forward([self._wrap(x[:budget]) for x in ids["input_ids"]])
+        budget = self.windowing.budget
+        probs = self._forward([self.windowing.wrap(x[:budget]) for x in ids["input_ids"]])
         per_text: dict[int, list[SentenceScore]] = {}
         for (i, a, b), row in zip(spans, probs, strict=True):
             per_text.setdefault(i, []).append(SentenceScore(texts[i][a:b], a, b,
@@ -196,45 +172,6 @@ class TextClassifier:
         for i, sentences in per_text.items():
             sentences.sort(key=lambda s: -max(s.scores.values(), default=0.0))
             results[i].sentences = sentences[:TOP_SENTENCES]
-
-    def _budget(self) -> int:
-        """Content tokens per window: max_tokens minus the special tokens and the model's text prefix."""
-        return max(8, self.max_tokens - self._n_special - len(self._prefix_ids))
-
-    def _wrap(self, content: list[int]) -> list[int]:
-        return [*self._head, *self._prefix_ids, *content, *self._tail]
-
-    def _windows(self, text: str) -> list[tuple[int, int, list[int]]]:
-        """(char start, char end, input ids) of each window of `text`."""
-        budget = self._budget()
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        ids: list[int] = enc["input_ids"]
-        offsets: list[tuple[int, int]] = enc["offset_mapping"]
-        if len(ids) <= budget:
-            return [(0, len(text), self._wrap(ids))]
-        # Token index where each sentence starts; a window is a run of whole sentences that fits the budget.
-        token_starts = [s for s, _ in offsets]
-        starts = sorted({bisect_left(token_starts, a) for a, _ in split_sentences(text)} | {0})
-        bounds = [(s, e) for s, e in zip(starts, [*starts[1:], len(ids)], strict=True) if e > s]
-        pieces: list[tuple[int, int]] = []  # token ranges no longer than the budget
-        for s, e in bounds:
-            while e - s > budget:  # one sentence longer than a window: cut it, with some overlap
-                pieces.append((s, s + budget))
-                s += budget - WINDOW_STRIDE
-            pieces.append((s, e))
-        out: list[tuple[int, int]] = []
-        cur_s, cur_e = pieces[0]
-        last_s = cur_s
-        for s, e in pieces[1:]:
-            if e - cur_s <= budget:
-                cur_e, last_s = e, s
-                continue
-            out.append((cur_s, cur_e))
-            # Overlap: the new window repeats the closed window's last sentence when both still fit.
-            cur_s = last_s if cur_s < last_s and e - last_s <= budget else s
-            cur_e, last_s = e, s
-        out.append((cur_s, cur_e))
-        return [(offsets[s][0], offsets[e - 1][1], self._wrap(ids[s:e])) for s, e in out]
 
     @property
     def output_categories(self) -> list[str]:

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # texts inside the task time limit.
     text_task_max_chars: int = 200_000
     worker_heartbeat_s: float = 5.0
+    # A replacement pool child loads torch and the model before it reports ready (4-13 s on 2 cores); Celery's
+    # default 4 s would kill it and start another forever. Past this a child that never comes up is killed.
+    worker_proc_alive_timeout_s: float = 180.0
     # Items still queued/processing after this long are re-enqueued by a starting worker (idempotent).
     requeue_after_s: float = 600.0
 
@@ -94,13 +97,48 @@ class Settings(BaseSettings):
     callback_allow_hosts: list[str] = Field(default_factory=list)
     callback_allow_http: bool = True
 
+    # ---- Hardening: callback deny-list, rate limits, queue back-pressure (docs/operations.md) ----
+    # Callback hosts, `.domain` suffixes and CIDRs always refused, even when allow-listed or public.
+    callback_deny_hosts: list[str] = Field(default_factory=list)
+    # Token buckets per route family (submit, read, review, admin), one per API key and one per tenant:
+    # `*_per_s` is the refill rate, `*_burst` the bucket size; 0 in either switches that bucket off. Defaults
+    # sit far above what one well-behaved client (or the test-suite) sends; tune them per deployment.
+    ratelimit_enabled: bool = True
+    ratelimit_submit_key_per_s: float = Field(100.0, ge=0)
+    ratelimit_submit_key_burst: int = Field(200, ge=0)
+    ratelimit_submit_tenant_per_s: float = Field(500.0, ge=0)
+    ratelimit_submit_tenant_burst: int = Field(1000, ge=0)
+    ratelimit_read_key_per_s: float = Field(200.0, ge=0)
+    ratelimit_read_key_burst: int = Field(400, ge=0)
+    ratelimit_read_tenant_per_s: float = Field(1000.0, ge=0)
+    ratelimit_read_tenant_burst: int = Field(2000, ge=0)
+    ratelimit_review_key_per_s: float = Field(50.0, ge=0)
+    ratelimit_review_key_burst: int = Field(100, ge=0)
+    ratelimit_review_tenant_per_s: float = Field(200.0, ge=0)
+    ratelimit_review_tenant_burst: int = Field(400, ge=0)
+    ratelimit_admin_key_per_s: float = Field(20.0, ge=0)
+    ratelimit_admin_key_burst: int = Field(100, ge=0)
+    ratelimit_admin_tenant_per_s: float = Field(50.0, ge=0)
+    ratelimit_admin_tenant_burst: int = Field(200, ge=0)
+    # New submissions get 503 `queue_full` while this many items are queued/processing (0: no limit), so a
+    # stalled or slow worker fleet cannot grow the backlog without bound; clients retry after the given time.
+    queue_max_pending: int = Field(100_000, ge=0)
+    queue_full_retry_after_s: int = Field(10, ge=1)
+
     # Fault injection for failure tests only: a text containing this marker makes the text task pause
     # after it marked the item `processing`, so a test can kill the worker mid-task. Unset in production.
     fault_pause_marker: str | None = None
     fault_pause_s: float = 30.0
+    # Failure tests only: every model load in a worker process sleeps this long first (a slow disk / big model).
+    fault_model_load_delay_s: float = 0.0
 
     companion: CompanionSettings = Field(default_factory=CompanionSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+
+    # ---- Gateway observability endpoints (owned with service/gateway/routes/health.py) ----
+    # When set, GET /metrics requires `Authorization: Bearer <metrics_token>` (Prometheus: `authorization:
+    # {credentials: ...}`); unset keeps it open for scrapers on a private network.
+    metrics_token: SecretStr | None = None
 
     @property
     def celery_broker_url(self) -> str:
@@ -121,8 +159,8 @@ class Settings(BaseSettings):
                 value = getattr(self, name)
                 if value is not None and value.get_secret_value() in PLACEHOLDER_SECRETS:
                     raise ValueError(f"MOD_{name.upper()} is a dev placeholder; set a real secret or leave it empty")
-        if self.fault_pause_marker and self.env == "prod":
-            raise ValueError("MOD_FAULT_PAUSE_MARKER is for tests only and refused in prod")
+        if (self.fault_pause_marker or self.fault_model_load_delay_s) and self.env == "prod":
+            raise ValueError("MOD_FAULT_PAUSE_MARKER / MOD_FAULT_MODEL_LOAD_DELAY_S are for tests only, refused in prod")
         return self
 
 

@@ -1,12 +1,14 @@
-"""Owns the service's exception hierarchy and its single mapping to JSON error responses.
+"""Owns the service's exception hierarchy, its single mapping to JSON error responses, and their OpenAPI model.
 
 Every error body is `{"error": {"code": <stable code>, "message": <human text>, "details": {...}}}`; clients
-branch on `code`, never on the message.
+branch on `code`, never on the message. `ErrorBody` documents that shape and `responses(...)` lists it for a
+route's status codes, so the OpenAPI document says exactly what the handlers below send.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -14,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -28,7 +31,7 @@ class ApiError(Exception):
     code = "bad_request"
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+                 details: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -36,10 +39,15 @@ class ApiError(Exception):
         if status is not None:
             self.status = status
         self.details = details or {}
+        self.headers = headers
 
 
 class Unauthorized(ApiError):
     status, code = 401, "unauthorized"
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None) -> None:
+        # RFC 9110: a 401 names the scheme the client should use.
+        super().__init__(message, code=code, details=details, headers={"WWW-Authenticate": "Bearer"})
 
 
 class Forbidden(ApiError):
@@ -70,6 +78,65 @@ class ServiceUnavailable(ApiError):
     status, code = 503, "service_unavailable"
 
 
+class ErrorObject(BaseModel):
+    code: str = Field(description="Stable machine-readable code; branch on this, never on `message`.",
+                      examples=["invalid_api_key"])
+    message: str = Field(description="Human-readable explanation; may change between releases.")
+    details: dict[str, Any] = Field(default_factory=dict,
+                                    description="Structured context (limits, offending fields, ids).")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response (4xx and 5xx)."""
+
+    error: ErrorObject
+
+
+# What each status means here and the codes it carries (docs/api.md has the same table); a route narrows a
+# status with `notes` when only some of the codes apply to it.
+ERROR_STATUSES: dict[int, str] = {
+    400: "Malformed request: `malformed_json`, `invalid_encoding` (body not UTF-8), `empty_file`",
+    401: "No or unknown API key: `missing_api_key`, `invalid_api_key`",
+    403: "The key's role may not do this: `forbidden_role`",
+    404: "Not found, or owned by another tenant (ids cannot be probed)",
+    409: "Conflicts with the current state (e.g. `idempotency_conflict`)",
+    413: "Too large: `body_too_large` (any request body over its limit), `text_too_long`, `batch_too_large`, "
+         "`file_too_large`",
+    415: "Wrong content type: `unsupported_media_type` (body not `application/json`)",
+    422: "Failed validation: `validation_error` (`details.errors` lists each field) or a specific code",
+    429: "Too many requests: `rate_limited`; retry after `Retry-After` seconds",
+    503: "A dependency is down: `store_unavailable` (Redis), `queue_unavailable` (broker); retry after "
+         "`Retry-After` seconds",
+}
+
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
+_WWW_AUTHENTICATE = {"WWW-Authenticate": {"description": "The scheme to authenticate with (`Bearer`).",
+                                          "schema": {"type": "string"}}}
+
+
+def responses(*statuses: int, notes: Mapping[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries documenting `ErrorBody` for each status a route can return.
+
+    `notes` replaces the generic description of a status with the route's own codes, e.g.
+    `responses(401, 403, 404, 503, notes={404: "`rescan_not_found`"})`.
+    """
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        if status not in ERROR_STATUSES:
+            raise ValueError(f"no documented error status {status}; add it to ERROR_STATUSES")
+        entry: dict[str, Any] = {"model": ErrorBody, "description": (notes or {}).get(status, ERROR_STATUSES[status])}
+        if status in (429, 503):
+            entry["headers"] = _RETRY_AFTER
+        elif status == 401:
+            entry["headers"] = _WWW_AUTHENTICATE
+        out[status] = entry
+    return out
+
+
+# Every route behind an API key: no/unknown key, wrong role, Redis down while checking the key.
+AUTH_ERRORS = (401, 403, 503)
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -91,7 +158,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _json(exc.status, exc.code, exc.message, exc.details)
+        return _json(exc.status, exc.code, exc.message, exc.details, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -54,6 +54,7 @@ def make_celery(settings: Settings, name: str = "moderation") -> Celery:
             "socket_connect_timeout": 2.0,
             "queue_order_strategy": "priority",
         },
+        worker_proc_alive_timeout=settings.worker_proc_alive_timeout_s,
         worker_send_task_events=False,
         worker_hijack_root_logger=False,
     )

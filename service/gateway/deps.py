@@ -1,4 +1,9 @@
-"""Owns the gateway's FastAPI dependencies: settings, stores, the queue and the authenticated principal."""
+"""Owns the gateway's FastAPI dependencies: settings, stores, the queue and the authenticated principal.
+
+API keys travel as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Both are declared as OpenAPI security
+schemes (not as header parameters), so /docs offers an Authorize button and clients and fuzzers see them as
+credentials, alternatives to each other, rather than as optional inputs to fill in.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from typing import Annotated
 
 import redis
 import redis.asyncio as aioredis
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from service.core.config import Settings
 from service.core.domain import Item
@@ -43,15 +49,25 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_principal(
-    services: ServicesDep,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> Principal:
-    key = x_api_key
-    if not key and authorization:
-        scheme, _, token = authorization.partition(" ")
-        key = token.strip() if scheme.lower() == "bearer" else None
+# auto_error=False: a missing credential is ours to report, as `missing_api_key` in the JSON error shape.
+bearer_scheme = HTTPBearer(scheme_name="BearerKey", auto_error=False,
+                           description="An API key as a bearer token: `Authorization: Bearer <key>`.")
+api_key_scheme = APIKeyHeader(name="X-API-Key", scheme_name="ApiKeyHeader", auto_error=False,
+                              description="The same API key in the `X-API-Key` header.")
+
+
+def presented_key(
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    x_api_key: Annotated[str | None, Security(api_key_scheme)],
+) -> str | None:
+    """The API key the caller sent, if any; `X-API-Key` wins when both are sent."""
+    return x_api_key or (bearer.credentials if bearer is not None else None) or None
+
+
+PresentedKey = Annotated[str | None, Depends(presented_key)]
+
+
+def get_principal(services: ServicesDep, key: PresentedKey) -> Principal:
     if not key:
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>` or `X-API-Key`",
                            code="missing_api_key")

@@ -1,4 +1,4 @@
-"""Owns gateway ASGI middleware: request body size limits and Prometheus request metrics."""
+"""Owns gateway ASGI middleware: request body size limits, and the per-app Prometheus metrics (requests, limits)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,14 @@ class Metrics:
         self.latency = Histogram("moderation_http_request_seconds", "HTTP request latency",
                                  ["method", "route"], registry=self.registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        # Rate limits and back-pressure (service.gateway.ratelimit).
+        self.rate_limited = Counter("moderation_rate_limited_total", "Requests refused with 429 rate_limited",
+                                    ["family", "scope"], registry=self.registry)
+        self.ratelimit_errors = Counter("moderation_ratelimit_errors_total",
+                                        "Rate-limit checks that failed (Redis): reads let through, others 503",
+                                        ["family", "outcome"], registry=self.registry)
+        self.queue_full = Counter("moderation_queue_full_total", "Submissions refused with 503 queue_full",
+                                  registry=self.registry)
 
 
 class MetricsMiddleware:

@@ -151,7 +151,8 @@ class DeliveryList(BaseModel):
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    role: Literal["platform", "moderator", "admin"]
+    role: Literal["platform", "moderator", "admin", "superadmin"] = Field(
+        description="`admin` manages its own tenant; `admin` and `superadmin` keys only a superadmin creates.")
     name: str = Field("", max_length=128)
 
 
@@ -180,4 +181,29 @@ class PolicyOverride(BaseModel):
 
 class WebhookSecret(BaseModel):
     tenant: str
-    secret: str
+    secret: str = Field(description="The current secret: every delivery carries a `v1=` signature made with it.")
+    previous_expires_at: float | None = Field(
+        None, description="While set (unix time), deliveries also carry a `v1=` made with the previous secret.")
+
+
+class AuditEntry(BaseModel):
+    """One credential change; `actor_*` is the key that made it (`actor_role` `system`: the bootstrap)."""
+
+    model_config = ConfigDict(extra="allow")  # action-specific fields (e.g. `grace_s`) pass through
+
+    id: str = Field(description="Stream entry id; pass as `cursor` to read older entries.")
+    at: float
+    action: Literal["key.created", "key.bootstrapped", "key.revoked", "webhook_secret.rotated"]
+    actor_key_id: str
+    actor_tenant: str
+    actor_role: str
+    actor_name: str
+    tenant: str
+    key_id: str | None = None
+    role: str | None = None
+    name: str | None = None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None = None

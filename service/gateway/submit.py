@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -82,18 +83,36 @@ async def _fail_unqueued(services: Services, ids: Sequence[str], ikey: str) -> N
 
 
 async def wait_final(services: Services, item_id: str, timeout_s: float) -> Item | None:
-    """Long-poll until the item is final or `timeout_s` passes; returns the item (any status) or None."""
+    """Long-poll until the item is final or `timeout_s` passes; returns the item (any status) or None.
+
+    Only called once the item exists, so a store error here must never become a 5xx: the caller would report a
+    failure for an item that was accepted (and may well complete). A failing read or BLPOP (Redis restarting,
+    a pooled connection cut by a restart) is retried until the deadline; then the last state seen is returned
+    (None if none was), which callers answer with 202 and the status_url.
+    """
     deadline = time.monotonic() + timeout_s
+    last: Item | None = None
     while True:
-        item = await run_in_threadpool(services.items.get, item_id)
-        if item is None or item["status"] in FINAL:
-            return item
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return item
-        # The worker pushes to notify:{id} when it finishes; cap each block at 1 s so concurrent waiters
-        # on the same id (only one of which pops the notification) re-check the status soon.
-        await services.aredis.blpop([keys.notify(item_id)], timeout=max(0.01, min(1.0, remaining)))
+        try:
+            item = await run_in_threadpool(services.items.get, item_id)
+            if item is None or item["status"] in FINAL:
+                return item
+            last = item
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return item
+            # The worker pushes to notify:{id} when it finishes; cap each block at 1 s so concurrent waiters
+            # on the same id (only one of which pops the notification) re-check the status soon.
+            await services.aredis.blpop([keys.notify(item_id)], timeout=max(0.01, min(1.0, remaining)))
+        except RedisError as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.warning("store error while waiting on %s; answering 202: %s", item_id, exc)
+                return last
+            log.info("store error while waiting on %s, retrying: %s", item_id, exc)
+            # A stale pooled connection fails at once and the next try reconnects; a Redis that is really down
+            # fails fast too (short connect timeout), so pace the retries instead of spinning.
+            await asyncio.sleep(min(0.2, remaining))
 
 
 def check_text_limit(text: str, limit: int) -> None:

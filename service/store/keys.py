@@ -27,6 +27,10 @@ METRICS_VERDICTS = PREFIX + "metrics:verdicts"
 # Tenants, keys, policies, lists.
 APIKEY = PREFIX + "apikey:"             # hash per API key digest
 APIKEYS = PREFIX + "apikeys"            # key_id -> key digest
+APIKEYS_REVOKED = PREFIX + "apikeys:revoked"  # key_id -> revoked-at: tombstones, so a revoked id is never re-put
+BOOTSTRAPPED = PREFIX + "bootstrapped"  # set once, when a gateway first installed the bootstrap keys here
+KEY_AUDIT = PREFIX + "keyaudit"         # stream: who created/revoked which key, rotated which webhook secret
+WEBHOOK_PREVIOUS = PREFIX + "whprev:"   # string per tenant: the pre-rotation webhook secret, expires with its grace
 TENANT = PREFIX + "tenant:"
 POLICY = PREFIX + "policy:"             # per-tenant policy override
 POLICY_VERSION = PREFIX + "policy_version:"
@@ -43,6 +47,9 @@ RSTATS = PREFIX + "rstats:"
 RESCAN = PREFIX + "rescan:"
 RESCANS = PREFIX + "rescans"
 HEARTBEAT = PREFIX + "hb:"
+
+# Rate limits (see store.ratelimit).
+RATELIMIT = PREFIX + "rl:"              # hash per token bucket {tokens, ts}; expires once it would be full
 
 
 def item(item_id: str) -> str:
@@ -88,6 +95,10 @@ def apikey(digest: str) -> str:
 
 def tenant(name: str) -> str:
     return TENANT + name
+
+
+def webhook_previous(tenant_name: str) -> str:
+    return WEBHOOK_PREVIOUS + tenant_name
 
 
 def policy(tenant_name: str) -> str:
@@ -140,6 +151,11 @@ def rescan_seen(job_id: str) -> str:
 
 def heartbeat(hostname: str, pid: int) -> str:
     return f"{HEARTBEAT}{hostname}:{pid}"
+
+
+def ratelimit(family: str, scope: str, ident: str) -> str:
+    """A token bucket: route family (submit, read, ...), scope (key or tenant) and the key id or tenant name."""
+    return f"{RATELIMIT}{family}:{scope}:{ident}"
 
 
 HEARTBEAT_PATTERN = HEARTBEAT + "*"

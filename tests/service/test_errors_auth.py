@@ -169,3 +169,93 @@ def test_openapi_documents_every_route(api: TestClient) -> None:
         for method, op in methods.items():
             assert op.get("description") or op.get("summary"), f"{method} {path} undocumented"
     assert "/v1/moderations" in spec["paths"] and "/v1/moderations/batch" in spec["paths"]
+
+
+BAD_NUMBERS = ["nan", "NaN", "inf", "-inf", "Infinity", "1e400", "-1e400", "garbage", "1e308", "-1",
+               "9" * 400, "0x10", "1_000"]
+
+
+def _is_json_422(resp, codes: set[str]) -> bool:  # type: ignore[no-untyped-def]
+    return (resp.status_code == 422 and resp.headers["content-type"].startswith("application/json")
+            and _code(resp) in codes and bool(resp.json()["error"]["message"]))
+
+
+@pytest.mark.parametrize("cursor", BAD_NUMBERS)
+def test_bad_listing_cursor_is_422_not_500(api: TestClient, cursor: str) -> None:
+    headers, _ = new_key(api)
+    resp = api.get("/v1/moderations", params={"cursor": cursor}, headers=headers)
+    assert _is_json_422(resp, {"invalid_cursor", "validation_error"}), resp.text
+    resp = api.get("/v1/moderations", params={"cursor": cursor}, headers=admin_headers())
+    assert _is_json_422(resp, {"invalid_cursor", "validation_error"}), resp.text
+
+
+@pytest.mark.parametrize("cursor", [*BAD_NUMBERS, "nan:mod_x", "inf:mod_x", "-inf:mod_x", "1e400:mod_x",
+                                    "0.5", "0.5:", "0.5:bad id", ":mod_x", "0.5:" + "x" * 150])
+def test_bad_review_cursor_is_422_not_500(api: TestClient, cursor: str) -> None:
+    _, tenant = new_key(api)
+    moderator, _ = new_key(api, "moderator", tenant)
+    resp = api.get("/v1/reviews", params={"cursor": cursor}, headers=moderator)
+    assert _is_json_422(resp, {"invalid_cursor", "validation_error"}), resp.text
+    resp = api.get("/v1/reviews", params={"cursor": cursor, "status": "claimed"}, headers=moderator)
+    assert _is_json_422(resp, {"invalid_cursor", "validation_error"}), resp.text
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v1/moderations", {"limit": v}) for v in ("0", "201", "nan", "inf", "1e400", "9" * 400, "-1", "x")
+    ] + [
+        ("/v1/moderations", {"tenant": v}) for v in ("", "a:b", "x" * 65, "sp ace")
+    ] + [
+        ("/v1/moderations", {"external_id": "e" * 257}),
+        ("/v1/moderations", {"cursor": "1" * 65}),
+        ("/v1/moderations/" + "m" * 129, {}),
+        ("/v1/moderations/" + "m" * 129 + "/webhooks", {}),
+        ("/v1/moderations/" + "m" * 129 + "/history", {}),
+    ] + [
+        ("/v1/reviews", {key: v}) for key in ("min_age_s", "max_age_s")
+        for v in ("nan", "inf", "-inf", "1e400", "-1", "1e12", "x")
+    ] + [
+        ("/v1/reviews", {"limit": v}) for v in ("0", "201", "nan", "1e400", "9" * 400)
+    ] + [
+        ("/v1/reviews", {"kind": "audio"}), ("/v1/reviews", {"status": "done"}),
+        ("/v1/reviews", {"category": "c" * 65}), ("/v1/reviews", {"tenant": "a:b"}),
+        ("/v1/reviews/stats", {"tenant": "x" * 65}),
+    ],
+)
+def test_bad_query_and_path_params_are_422(api: TestClient, path: str, params: dict[str, str]) -> None:
+    _, tenant = new_key(api)
+    moderator, _ = new_key(api, "moderator", tenant)
+    platform, _ = new_key(api, "platform", tenant)
+    headers = moderator if path.startswith("/v1/reviews") else platform
+    resp = api.get(path, params=params, headers=headers)
+    assert _is_json_422(resp, {"validation_error", "invalid_cursor"}), resp.text
+
+
+@pytest.mark.parametrize("wait", ["nan", "inf", "-inf", "1e400", "-1", "11", "x"])
+def test_bad_wait_is_422(api: TestClient, wait: str) -> None:
+    headers, _ = new_key(api)
+    resp = api.post("/v1/moderations", params={"wait": wait}, json={"text": "x"}, headers=headers)
+    assert _is_json_422(resp, {"validation_error"}), resp.text
+
+
+def test_good_cursors_still_page(api: TestClient) -> None:
+    headers, _ = new_key(api)
+    ids = [api.post("/v1/moderations", json={"text": f"c{i}"}, headers=headers).json()["id"] for i in range(3)]
+    first = api.get("/v1/moderations", params={"limit": 2}, headers=headers).json()
+    assert first["next_cursor"] and len(first["items"]) == 2
+    rest = api.get("/v1/moderations", params={"limit": 2, "cursor": first["next_cursor"]}, headers=headers).json()
+    assert {i["id"] for i in first["items"] + rest["items"]} == set(ids)
+    # Any finite non-negative number is a valid position (e.g. "now" as an integer).
+    assert api.get("/v1/moderations", params={"cursor": "0"}, headers=headers).json()["items"] == []
+    assert len(api.get("/v1/moderations", params={"cursor": "99999999999"}, headers=headers).json()["items"]) == 3
+
+
+def test_tenant_param_of_another_tenant_is_404(api: TestClient) -> None:
+    a, _ = new_key(api)
+    _, tenant_b = new_key(api)
+    moderator_a, tenant_a = new_key(api, "moderator")
+    for path, headers in (("/v1/moderations", a), ("/v1/reviews", moderator_a), ("/v1/reviews/stats", moderator_a)):
+        resp = api.get(path, params={"tenant": tenant_b}, headers=headers)
+        assert resp.status_code == 404 and _code(resp) == "tenant_not_found", (path, resp.text)
+    assert api.get("/v1/reviews", params={"tenant": tenant_a}, headers=moderator_a).status_code == 200

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -106,5 +108,35 @@ def test_model_load_failure_fails_items_and_readyz(redis_server: RedisServer, ti
             item = api.post("/v1/moderations?wait=10", json={"text": "x"}, headers=PLATFORM).json()
             assert item["status"] == "failed"
             assert item["error"]["code"] == "model_unavailable" and str(bad) in item["error"]["message"]
+    finally:
+        worker.stop()
+
+
+@pytest.mark.parametrize("queues", ["text,webhooks", "media", "rescan"])
+def test_pool_child_sigkill_heals_in_place(redis_server: RedisServer, tiny_model: Path, tmp_path: Path,
+                                           queues: str) -> None:
+    """What production loses: the prefork *child* (OOM kill), not the worker. The same worker must start a new
+    child, even one slower to load its models than Celery's 4 s default, and (text) finish the queued work."""
+    url = redis_server.url(6)
+    redis.Redis.from_url(url).flushdb()
+    values = stack_values(tiny_model, fault_pause_marker="@@pause@@", fault_pause_s=3, fault_model_load_delay_s=6,
+                          **FAST_REDELIVERY)
+    worker = WorkerProcess(url, settings_env(values), queues=queues, log_path=tmp_path / "w.log").start()
+    try:
+        child = int(worker.wait_heartbeat()["pid"])  # type: ignore[call-overload]
+        with gateway(url, values) as api:
+            ids = []
+            if queues.startswith("text"):
+                ids = [api.post("/v1/moderations", json={"text": f"item {i} @@pause@@"}, headers=PLATFORM).json()["id"]
+                       for i in range(3)]
+                poll(lambda: status_of(api, ids[0]) == "processing", 30)
+            os.kill(child, signal.SIGKILL)
+            # A new child of the same worker reports in with its models loaded; the old one stays gone.
+            beat = poll(lambda: next((b for b in worker.heartbeats() if int(b["pid"]) != child  # type: ignore[call-overload]
+                                      and all(m["ok"] for m in b["models"].values())), None), 90)  # type: ignore[union-attr]
+            assert worker.proc is not None and worker.proc.poll() is None, "the worker itself must survive"
+            for item_id in ids:
+                poll(lambda item_id=item_id: status_of(api, item_id) == "done", 90)
+            assert beat["models"], beat
     finally:
         worker.stop()

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import torch
 from transformers import AutoTokenizer
 
 from models.text.labels import TAXONOMY, TOP_LEVEL
+from models.text.windows import Windowing
 from training.text import calibrate, corpus, e5_convert, train
 
 NAME = "modtext-e5"
@@ -31,7 +33,8 @@ BUILD_VERSION = "2.0.0"
 SEED = 13
 MAX_LEN = 256
 PREFIX = "query: "  # e5 was trained with query:/passage: prefixes; "query: " is its advice for classification
-L2_GRID = (0.003, 0.01, 0.03, 0.1)
+L2_GRID = (0.001, 0.003, 0.01)
+VARIANTS = ("first", "negatives", "mil")
 FOLDS = 5
 REQUIRED = ("config.json", "model.safetensors", "tokenizer.json", "moderation.json", "data_manifest.json",
             "thresholds.json", "MODEL_CARD.md")
@@ -50,19 +53,88 @@ def is_complete(out: Path) -> bool:
     return card.get("name") == NAME and card.get("version") == BUILD_VERSION
 
 
-def encode_rows(texts: list[str], encoder: Path, cache: Path, desc: str = "features") -> np.ndarray:
-    """Head inputs (mean-pooled e5 states, as the served checkpoint computes them), cached by content."""
+@dataclass
+class Windows:
+    """Every serving window of every row: features, owning row, and the window's position in its row."""
+
+    x: np.ndarray
+    row: np.ndarray
+    pos: np.ndarray
+    n_tokens: np.ndarray  # tokens of the whole row (length bands)
+
+
+def encode_windows(texts: list[str], encoder: Path, cache: Path) -> Windows:
+    """Head inputs of each row's windows, cut exactly as TextClassifier cuts them, cached by content."""
     key = hashlib.sha256(json.dumps([str(encoder), MAX_LEN, PREFIX, texts], ensure_ascii=False).encode())
-    path = cache / f"e5-features-{key.hexdigest()[:16]}.npy"
+    path = cache / f"e5-windows-{key.hexdigest()[:16]}.npz"
     if path.exists():
-        return np.load(path)
-    model = train.build_pooling_model(encoder, labels=TAXONOMY)
+        with np.load(path) as data:
+            return Windows(data["x"], data["row"], data["pos"], data["n_tokens"])
     tokenizer = AutoTokenizer.from_pretrained(str(encoder))
-    feats, _ = train.featurize(model, tokenizer, [PREFIX + t for t in texts], max_len=MAX_LEN, batch_size=32,
-                               desc=desc)
+    cut = Windowing.for_tokenizer(tokenizer, MAX_LEN, PREFIX)
+    ids: list[list[int]] = []
+    row: list[int] = []
+    pos: list[int] = []
+    n_tokens = [len(x) for x in tokenizer(texts, verbose=False)["input_ids"]]
+    for i, text in enumerate(texts):
+        for k, (_, _, w) in enumerate(cut.windows(text)):
+            ids.append(w)
+            row.append(i)
+            pos.append(k)
+    model = train.build_pooling_model(encoder, labels=TAXONOMY)
+    x = train.featurize_ids(model, ids, pad_id=tokenizer.pad_token_id or 0, batch_size=32, desc="windows")
+    out = Windows(x, np.array(row), np.array(pos), np.array(n_tokens))
     cache.mkdir(parents=True, exist_ok=True)
-    np.save(path, feats)
-    return feats
+    np.savez(path, x=out.x, row=out.row, pos=out.pos, n_tokens=out.n_tokens)
+    return out
+
+
+def row_max(w: Windows, window_scores: np.ndarray, n_rows: int) -> np.ndarray:
+    """Row score = max over its windows (the serving rule)."""
+    out = np.zeros((n_rows, window_scores.shape[1]), dtype=np.float32)
+    np.maximum.at(out, w.row, window_scores)
+    return out
+
+
+def training_windows(w: Windows, y: np.ndarray, rows: np.ndarray, variant: str,
+                     scorer: tuple[Any, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(window indices, window labels) to fit on, from the rows in `rows`.
+
+    first: each row's first window with the row's labels (what the cut of a short row is anyway).
+    negatives: also every later window of benign rows, as negatives: a long benign post that touches a harm
+      topic in one paragraph is the commonest false positive of max-over-windows.
+    mil: negatives, and each harmful row's label goes to its highest-scoring window under `scorer` (multiple-
+      instance learning: the harm of a long post sits in one part, not necessarily the first window).
+    """
+    in_rows = np.isin(w.row, rows)
+    benign: np.ndarray = np.asarray(~y.any(1))
+    first = in_rows & (w.pos == 0)
+    if variant == "first":
+        idx = np.flatnonzero(first)
+        return idx, y[w.row[idx]]
+    extra = in_rows & (w.pos > 0) & benign[w.row]
+    if variant == "mil" and scorer is not None:
+        s = train.head_scores(scorer[0], scorer[1], w.x).max(1)
+        best = np.full(len(y), -1)
+        best_s = np.full(len(y), -np.inf)
+        for i in np.flatnonzero(in_rows & ~benign[w.row]):
+            if s[i] > best_s[w.row[i]]:
+                best[w.row[i]], best_s[w.row[i]] = i, s[i]
+        pos_idx = best[best >= 0]
+        neg_idx = np.flatnonzero((first | extra) & benign[w.row])
+        idx = np.concatenate([pos_idx, neg_idx])
+        return idx, y[w.row[idx]] * (~benign[w.row[idx]])[:, None]
+    idx = np.flatnonzero(first | extra)
+    return idx, y[w.row[idx]] * (w.pos[idx] == 0)[:, None]
+
+
+def fit(w: Windows, y: np.ndarray, rows: np.ndarray, variant: str, l2: float) -> tuple[Any, Any]:
+    idx, labels = training_windows(w, y, rows, "first" if variant == "first" else "negatives")
+    head = train.train_linear_head(w.x[idx], labels, l2=l2, seed=SEED)
+    if variant == "mil":
+        idx, labels = training_windows(w, y, rows, "mil", head)
+        head = train.train_linear_head(w.x[idx], labels, l2=l2, seed=SEED)
+    return head
 
 
 def fold_ids(rows: list[corpus.CorpusRow], folds: int = FOLDS) -> np.ndarray:
@@ -70,12 +142,16 @@ def fold_ids(rows: list[corpus.CorpusRow], folds: int = FOLDS) -> np.ndarray:
     return np.array([int(hashlib.sha256(r.id.encode()).hexdigest()[8:16], 16) % folds for r in rows])
 
 
-def out_of_fold(x: np.ndarray, y: np.ndarray, folds: np.ndarray, l2: float) -> np.ndarray:
+def out_of_fold(w: Windows, y: np.ndarray, folds: np.ndarray, variant: str, l2: float) -> np.ndarray:
+    """Row-level scores (max over windows) of each row from a head fitted without its fold."""
     scores = np.zeros_like(y, dtype=np.float32)
     for k in np.unique(folds):
-        tr = folds != k
-        dense, clf = train.train_linear_head(x[tr], y[tr], l2=l2, seed=SEED)
-        scores[~tr] = train.head_scores(dense, clf, x[~tr])
+        dense, clf = fit(w, y, np.flatnonzero(folds != k), variant, l2)
+        held = np.flatnonzero(folds == k)
+        mask = np.isin(w.row, held)
+        part = row_max(Windows(w.x[mask], w.row[mask], w.pos[mask], w.n_tokens),
+                       train.head_scores(dense, clf, w.x[mask]), len(y))
+        scores[held] = part[held]
     return scores
 
 
@@ -87,9 +163,14 @@ def auc(y: np.ndarray, s: np.ndarray) -> float | None:
     return float(roc_auc_score(y, s))
 
 
-def selection_score(y: np.ndarray, s: np.ndarray, langs: np.ndarray) -> float:
-    """Mean ROC-AUC over top-level categories within each language (both languages weigh the same)."""
+def selection_score(y: np.ndarray, s: np.ndarray, langs: np.ndarray, n_tokens: np.ndarray) -> float:
+    """Mean ROC-AUC over top-level categories within each language (both weigh the same), plus the any-harm
+    AUC of long rows (> MAX_LEN tokens, where windowing matters) as one more term."""
     vals = []
+    long = n_tokens > MAX_LEN
+    a = auc(np.asarray(y[long].any(1)), s[long].max(1))
+    if a is not None:
+        vals.append(a)
     for lang in ("en", "zh"):
         m = langs == lang
         for c in TOP_LEVEL:
@@ -118,21 +199,25 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, force: bool = Fa
     print(f"encoder ready: {encoder} ({time.perf_counter() - t0:.0f}s)", flush=True)
     rows = corpus.load_dir(corpus.CORPUS_DIR)
     dup_pairs = corpus.assign_splits(rows)
-    x = encode_rows([r.text for r in rows], encoder, cache)
+    w = encode_windows([r.text for r in rows], encoder, cache)
     y = np.array([r.vector() for r in rows], dtype=np.float32)
     langs = np.array([r.lang for r in rows])
     folds = fold_ids(rows)
-    print(f"corpus: {len(rows)} rows encoded ({time.perf_counter() - t0:.0f}s)", flush=True)
+    print(f"corpus: {len(rows)} rows, {len(w.row)} windows encoded ({time.perf_counter() - t0:.0f}s)", flush=True)
     cv: dict[str, float] = {}
-    best_l2, best_oof = L2_GRID[0], np.zeros_like(y)
-    for l2 in L2_GRID:
-        oof = out_of_fold(x, y, folds, l2)
-        cv[str(l2)] = round(selection_score(y, oof, langs), 4)
-        print(f"  l2={l2}: {FOLDS}-fold mean top-level ROC-AUC {cv[str(l2)]}", flush=True)
-        if cv[str(l2)] >= max(cv.values()):
-            best_l2, best_oof = l2, oof
+    best = ("", 0.0)
+    best_oof = np.zeros_like(y)
+    for variant in VARIANTS:
+        for l2 in L2_GRID:
+            oof = out_of_fold(w, y, folds, variant, l2)
+            name = f"{variant} l2={l2}"
+            cv[name] = round(selection_score(y, oof, langs, w.n_tokens), 4)
+            print(f"  {name}: {FOLDS}-fold score {cv[name]}", flush=True)
+            if cv[name] > max(cv.values(), default=0.0) - 1e-12 and cv[name] >= best[1]:
+                best, best_oof = (name, cv[name]), oof
+    best_variant, best_l2 = best[0].split(" l2=")[0], float(best[0].split("l2=")[1])
     thresholds = calibrate_by_language(y, best_oof, langs)
-    dense, clf = train.train_linear_head(x, y, l2=best_l2, seed=SEED)
+    dense, clf = fit(w, y, np.arange(len(rows)), best_variant, best_l2)
 
     model = train.build_pooling_model(encoder, labels=TAXONOMY)
     train.install_head(model, dense, clf)
@@ -145,7 +230,8 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, force: bool = Fa
     per_cat = {lang: {c: auc(y[langs == lang, j], best_oof[langs == lang, j]) for j, c in enumerate(TAXONOMY)}
                for lang in ("en", "zh")}
     manifest = {"corpus_sha256": corpus.digest(rows), "seed": SEED, "max_len": MAX_LEN, "prefix": PREFIX,
-                "l2": best_l2, "cv_selection": cv, "cv_auc_by_language": per_cat,
+                "variant": best_variant, "l2": best_l2, "cv_selection": cv,
+                "cv_any_harm_auc_by_band": band_aucs(y, best_oof, langs, w.n_tokens), "cv_auc_by_language": per_cat,
                 "near_duplicate_pairs_in_corpus": len(dup_pairs), "summary": corpus.summary(rows),
                 "encoder": json.loads((encoder / "SOURCE.json").read_text(encoding="utf-8")),
                 "build_seconds": round(time.perf_counter() - t0, 1)}
@@ -153,23 +239,35 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, force: bool = Fa
     (tmp / "MODEL_CARD.md").write_text(
         f"# {NAME}@{BUILD_VERSION}\n\nSee docs/models/text.md for the model card; data_manifest.json for the numbers"
         " of this build.\n")
-    check_roundtrip(tmp, [r.text for r in rows[:48]], train.head_scores(dense, clf, x[:48]))
+    first48 = np.isin(w.row, np.arange(48))
+    expected = row_max(Windows(w.x[first48], w.row[first48], w.pos[first48], w.n_tokens),
+                       train.head_scores(dense, clf, w.x[first48]), len(rows))[:48]
+    check_roundtrip(tmp, [r.text for r in rows[:48]], expected)
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
-    print(f"{out}: built {NAME}@{BUILD_VERSION} in {time.perf_counter() - t0:.0f}s (l2={best_l2})")
+    print(f"{out}: built {NAME}@{BUILD_VERSION} in {time.perf_counter() - t0:.0f}s ({best_variant}, l2={best_l2})")
+    return out
+
+
+def band_aucs(y: np.ndarray, s: np.ndarray, langs: np.ndarray, n_tokens: np.ndarray) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for lang in ("en", "zh"):
+        m = langs == lang
+        out[lang] = {name: auc(y[m & (n_tokens > lo) & (n_tokens <= hi)].any(1),
+                               s[m & (n_tokens > lo) & (n_tokens <= hi)].max(1))
+                     for lo, hi, name in corpus.LENGTH_BANDS}
     return out
 
 
 def check_roundtrip(path: Path, texts: list[str], expected: np.ndarray) -> None:
-    """The saved checkpoint, loaded the way workers load it, must give the training-time scores (texts that
-    fit one window; longer ones are windowed at serving time, so only the first window matches training)."""
+    """The saved checkpoint, loaded the way workers load it (windows, max over windows), must give the
+    training-time scores."""
     from models.text.classifier import TextClassifier
 
     model = TextClassifier(str(path), max_tokens=MAX_LEN)
-    keep = [i for i, t in enumerate(texts) if len(model.tokenizer(PREFIX + t)["input_ids"]) <= MAX_LEN]
-    got = np.array([[p[c] for c in TAXONOMY] for p in model.predict([texts[i] for i in keep])])
-    diff = float(np.abs(got - expected[keep]).max()) if keep else 0.0
+    got = np.array([[p[c] for c in TAXONOMY] for p in model.predict(texts)])
+    diff = float(np.abs(got - expected).max())
     if diff > 2e-3:
         raise RuntimeError(f"saved checkpoint disagrees with training-time scores (max diff {diff:.2e})")
 

@@ -172,3 +172,23 @@ def save_checkpoint(model: BertForSequenceClassification, encoder_dir: Path, des
     dest.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(dest)
     AutoTokenizer.from_pretrained(str(encoder_dir)).save_pretrained(dest)
+
+
+def featurize_ids(
+    model: BertForSequenceClassification, batch_ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 32,
+    desc: str = "features",
+) -> np.ndarray:
+    """Head inputs for pre-tokenised windows (what TextClassifier feeds the model), length-sorted batches."""
+    order = sorted(range(len(batch_ids)), key=lambda i: len(batch_ids[i]))
+    feats = np.zeros((len(batch_ids), model.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
+            idx = order[start : start + batch_size]
+            width = max(len(batch_ids[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, : len(batch_ids[i])] = torch.tensor(list(batch_ids[i]), dtype=torch.long)
+                mask[row, : len(batch_ids[i])] = 1
+            feats[idx] = model.bert(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0].numpy()
+    return feats

@@ -1,4 +1,7 @@
-"""Owns signed webhook delivery with capped exponential backoff; every attempt is recorded."""
+"""Owns signed webhook delivery with capped exponential backoff; every attempt is recorded.
+
+During a webhook secret rotation's grace period each delivery is signed with both the new and the old secret.
+"""
 
 from __future__ import annotations
 
@@ -62,10 +65,11 @@ def deliver(self: Task, item_id: str, event: str) -> None:
     body = json.dumps({"event": event, "delivery_id": uuid.uuid4().hex, "sent_at": int(time.time()),
                        "moderation": public_item(item)}, ensure_ascii=False, separators=(",", ":")).encode()
     ts = int(time.time())
+    # Current secret first, then the previous one while a rotation's grace lasts: one `v1=` each, so the
+    # receiver verifies with whichever secret it holds.
+    secrets = TenantStore(rt.redis).webhook_secrets(item["tenant"])
     headers = {"content-type": "application/json", "user-agent": "moderation-service-webhooks/1",
-               "x-moderation-event": event,
-               "x-moderation-signature": sign_webhook(TenantStore(rt.redis).webhook_secret(item["tenant"]),
-                                                      ts, body)}
+               "x-moderation-event": event, "x-moderation-signature": sign_webhook(secrets, ts, body)}
     start = time.perf_counter()
     retry = False
     try:

@@ -1,20 +1,28 @@
-"""Owns liveness, readiness and Prometheus metrics endpoints."""
+"""Owns liveness, readiness and Prometheus metrics endpoints, and who may see how much of them.
+
+/healthz and /readyz serve probes without a key. /readyz tells anonymous callers only whether the service is
+ready; worker names, pids, queues and model load errors are for admin keys, since they map the deployment for
+anyone who can reach the port. /metrics is open unless `metrics_token` is set, then it needs that bearer token.
+"""
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Security
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
-from service.core.errors import error_body
-from service.gateway.deps import ServicesDep
+from service.core.errors import ErrorBody, Unauthorized, error_body, responses
+from service.gateway.deps import PresentedKey, Services, ServicesDep
 from service.store import keys
 from service.store.items import PENDING_KEY, ItemStore
 
@@ -29,29 +37,63 @@ def worker_heartbeats(services: ServicesDep) -> list[dict[str, Any]]:
     return [json.loads(v) for v in values if v]
 
 
-@router.get("/healthz")
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """`status` for everyone; `redis` and `workers` only for admin keys."""
+
+    status: Literal["ready"]
+    redis: str | None = Field(None, description="Admins only: `ok`.")
+    workers: list[dict[str, Any]] | None = Field(
+        None, description="Admins only: live worker heartbeats (name, pid, queues, models and their load state).")
+
+
+@router.get("/healthz", response_model=Health)
 def healthz() -> dict[str, str]:
     """The gateway process is up (does not touch Redis)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "Not ready; `details` says why"}})
-def readyz(services: ServicesDep) -> JSONResponse:
-    """Ready when Redis answers and at least one live worker consumes `text` with its model loaded."""
+def _is_admin(services: Services, key: str | None) -> bool:
+    principal = services.keys.authenticate(key) if key else None
+    return principal is not None and principal.is_admin
+
+
+def _not_ready(message: str, details: dict[str, Any], detailed: bool) -> JSONResponse:
+    return JSONResponse(error_body("not_ready", message, details if detailed else None), 503)
+
+
+@router.get(
+    "/readyz", response_model=Readiness, response_model_exclude_none=True,
+    responses={503: {"model": ErrorBody, "description": "`not_ready`: Redis unreachable, no live worker, or no "
+                     "text worker with its model loaded (`details` only for admin keys)"}},
+    # The API key is optional here: without one (or with a non-admin one) the answer is just the status.
+    openapi_extra={"security": [{}]},
+)
+def readyz(services: ServicesDep, key: PresentedKey) -> JSONResponse | dict[str, Any]:
+    """Ready when Redis answers and at least one live worker consumes `text` with its model loaded.
+
+    Anonymous callers get `{"status": "ready"}` or a 503 `not_ready`; admin keys also get the workers
+    (names, pids, queues, models) and, on 503, the reason in `details`. An unknown key is treated as anonymous
+    rather than refused, so a probe never fails on credentials.
+    """
     try:
         services.redis.ping()
         workers = worker_heartbeats(services)
+        detailed = _is_admin(services, key)
     except RedisError as exc:
-        return JSONResponse(error_body("not_ready", "Redis is unreachable", {"redis": str(exc)}), 503)
+        # Redis is down, so the key cannot be checked either: nobody gets the exception text.
+        return _not_ready("Redis is unreachable", {"redis": str(exc)}, False)
     text_ok = [w for w in workers if "text" in w.get("queues", [])
                and (w.get("models", {}).get("text") or {}).get("ok")]
     details = {"redis": "ok", "workers": workers}
     if not workers:
-        return JSONResponse(error_body("not_ready", "no worker is consuming", details), 503)
+        return _not_ready("no worker is consuming", details, detailed)
     if not text_ok:
-        return JSONResponse(error_body("not_ready", "no worker on the text queue has a loaded model",
-                                       details), 503)
-    return JSONResponse({"status": "ready", **details})
+        return _not_ready("no worker on the text queue has a loaded model", details, detailed)
+    return {"status": "ready", **details} if detailed else {"status": "ready"}
 
 
 class StoreCollector(Collector):
@@ -80,8 +122,29 @@ class StoreCollector(Collector):
         yield pending
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-def metrics(request: Request) -> PlainTextResponse:
+# Its own scheme, not the API keys: Prometheus scrapes with one static token and must not hold an API key.
+metrics_scheme = HTTPBearer(scheme_name="MetricsToken", auto_error=False,
+                            description="The `metrics_token` setting (MOD_METRICS_TOKEN), when it is set.")
+
+
+@router.get(
+    "/metrics", response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                     "description": "Prometheus text exposition format 0.0.4"},
+               **responses(401, notes={401: "`invalid_metrics_token`: `metrics_token` is set and the request "
+                                            "lacks it"})},
+    # Open unless `metrics_token` is configured.
+    openapi_extra={"security": [{}]},
+)
+def metrics(request: Request, services: ServicesDep,
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Security(metrics_scheme)]) -> PlainTextResponse:
     """Prometheus exposition: request counts/latency and verdicts by decision."""
+    token = services.settings.metrics_token
+    expected = token.get_secret_value() if token is not None else ""
+    if expected:
+        given = credentials.credentials if credentials is not None else ""
+        # Constant-time: the token is a long-lived secret and /metrics is often reachable more widely.
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Unauthorized("/metrics needs `Authorization: Bearer <metrics token>`", code="invalid_metrics_token")
     registry = request.app.state.metrics.registry
     return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")

@@ -1,4 +1,8 @@
-"""Owns image and video upload endpoints: streamed to the blob store, typed by magic bytes, then queued."""
+"""Owns image and video upload endpoints: streamed to the blob store, typed by magic bytes, then queued.
+
+A `?wait=` answer is the same public document as `GET /v1/moderations/{id}` (service.core.views.public_item);
+the stored item's internal fields (file name, size, blob key, review bookkeeping) never reach the client.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,10 @@ from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from common.sniff import HEAD_BYTES, refusal_code, sniff
-from service.core.errors import ApiError, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from service.core.errors import AUTH_ERRORS, ApiError, InvalidInput, PayloadTooLarge, UnsupportedMediaType, responses
 from service.core.queue import MEDIA_TASK
 from service.core.security import Principal
-from service.core.urls import CallbackUrlError, validate_callback_url
+from service.core.urls import CallbackUrlError, check_callback
 from service.core.views import public_item
 from service.gateway.deps import PlatformOrAdmin, Services, ServicesDep
 from service.gateway.schemas import Accepted, Moderation
@@ -24,21 +28,30 @@ from service.store.items import FINAL, NewItem, new_item_id
 router = APIRouter(prefix="/v1/moderations", tags=["media"])
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"model": Moderation, "description": "Verdict ready within `wait`"},
-    202: {"model": Accepted, "description": "Queued; poll `status_url`"},
-    413: {"description": "`file_too_large` / `body_too_large`"},
-    415: {"description": "`unsupported_format`, `audio_only`, `wrong_media_kind`"},
+    200: {"model": Moderation, "description": "Verdict ready within `wait` (the same document as a GET)"},
+    202: {"model": Accepted, "description": "Queued, or not final within `wait`; poll `status_url`"},
+    **responses(400, 409, 413, 415, 422, *AUTH_ERRORS, notes={
+        400: "`empty_file`",
+        409: "`idempotency_conflict`: the Idempotency-Key was used with a different upload",
+        413: "`file_too_large`, `body_too_large`",
+        415: "`unsupported_format`, `audio_only`, `wrong_media_kind`",
+        422: "`validation_error` (form fields, `metadata` not a JSON object ≤ 8 KiB), `invalid_callback_url`",
+        503: "`store_unavailable`, `queue_unavailable`: nothing was queued, retry after `Retry-After`",
+    }),
 }
 
 
 def _metadata(raw: str | None) -> dict[str, Any] | None:
     if not raw:
         return None
+    # Size first: parsing an unbounded field costs memory, and deep nesting raises RecursionError (a 500).
+    if len(raw.encode("utf-8", "surrogatepass")) > 8192:
+        raise InvalidInput("metadata must be a JSON object of at most 8 KiB", code="validation_error")
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise InvalidInput("metadata must be a JSON object", code="validation_error") from exc
-    if not isinstance(value, dict) or len(raw.encode()) > 8192:
+    if not isinstance(value, dict):
         raise InvalidInput("metadata must be a JSON object of at most 8 KiB", code="validation_error")
     return value
 
@@ -76,8 +89,7 @@ async def _upload(kind: str, services: Services, principal: Principal, response:
     settings = services.settings
     if callback_url:
         try:  # resolves DNS: keep it off the event loop
-            await run_in_threadpool(validate_callback_url, callback_url, settings.callback_allow_hosts,
-                                    settings.callback_allow_http)
+            await run_in_threadpool(check_callback, callback_url, settings)
         except CallbackUrlError as exc:
             raise InvalidInput(f"callback_url refused: {exc}", code="invalid_callback_url") from exc
     fields = {"external_id": external_id, "metadata": _metadata(metadata), "callback_url": callback_url,
@@ -95,15 +107,20 @@ async def _upload(kind: str, services: Services, principal: Principal, response:
         BlobStore(settings.blob_dir).delete(item.fields["blob_key"])
     response.headers["Location"] = f"/v1/moderations/{ids[0]}"
     if wait:
+        # The item exists from here on: wait_final turns store faults into "not final yet", so this is a 200 or
+        # a 202, never a 5xx for an upload that was accepted.
         done = await wait_final(services, ids[0], min(wait, settings.max_wait_s))
         if done is not None and done["status"] in FINAL:
             response.status_code = 200
             return public_item(done)
+        if done is not None:
+            return accepted(ids[0], done["status"])
     return accepted(ids[0])
 
 
 IdemHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
-WaitQuery = Annotated[float | None, Query(ge=0, le=10, description="Seconds to wait for the verdict (≤ 10).")]
+WaitQuery = Annotated[float | None, Query(ge=0, le=10, allow_inf_nan=False,
+                                          description="Seconds to wait for the verdict (≤ 10).")]
 
 
 @router.post("/image", status_code=202, response_model=None, responses=RESPONSES)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.core.errors import ApiError, InvalidInput
-from service.core.security import Principal
+from service.core.errors import ApiError, InvalidInput, NotFound
+from service.core.security import TENANT_PATTERN, Principal
 from service.core.urls import CallbackUrlError, validate_callback_url
 from service.core.views import public_item
 from service.gateway.deps import AnyRole, JsonBody, PlatformOrAdmin, ServicesDep, visible_item
@@ -34,7 +35,12 @@ from service.store.items import FINAL, NewItem
 router = APIRouter(prefix="/v1/moderations", tags=["moderations"])
 
 IdemHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
-WaitQuery = Annotated[float | None, Query(ge=0, le=10, description="Seconds to wait for the verdict (≤ 10).")]
+WaitQuery = Annotated[float | None, Query(ge=0, le=10, allow_inf_nan=False,
+                                          description="Seconds to wait for the verdict (≤ 10).")]
+# Item ids are `mod_` + ~28 hex chars; the bound only keeps absurd paths out of Redis lookups.
+ItemIdPath = Annotated[str, Path(min_length=1, max_length=128)]
+# Creation times are unix seconds; this bound (year ~5138) rejects magnitudes no page can start from.
+MAX_TIME_CURSOR = 1e11
 
 
 def _new_text_item(services: ServicesDep, principal: Principal, req: ModerationRequest) -> NewItem:
@@ -111,32 +117,53 @@ async def submit_batch(
 
 
 @router.get("/{item_id}", response_model=Moderation, response_model_exclude_none=False)
-def get_moderation(item_id: str, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
+def get_moderation(item_id: ItemIdPath, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
     """Status and, when done, the verdict of one moderation."""
     return public_item(visible_item(services, principal, item_id))
+
+
+def parse_time_cursor(cursor: str | None) -> float | None:
+    """A listing cursor: the `next_cursor` of the previous page, i.e. a creation time (unix seconds).
+
+    Anything but a finite number in [0, MAX_TIME_CURSOR] (nan, inf, garbage, absurd magnitudes) is a 422
+    `invalid_cursor`; unchecked, Redis would reject the score bound and the request would end in a 500.
+    """
+    if not cursor:
+        return None
+    try:
+        value = float(cursor)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= MAX_TIME_CURSOR):
+        raise InvalidInput("cursor is not valid: pass the `next_cursor` of the previous page", code="invalid_cursor")
+    return value
 
 
 @router.get("", response_model=ModerationList)
 def list_moderations(
     services: ServicesDep, principal: AnyRole,
     external_id: Annotated[str | None, Query(max_length=256)] = None,
-    tenant: Annotated[str | None, Query(description="Admins only: which tenant to list.")] = None,
+    tenant: Annotated[str | None, Query(max_length=64, pattern=TENANT_PATTERN,
+                                        description="Superadmins: which tenant to list (default: all). "
+                                        "Others may only name their own tenant.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")] = None,
 ) -> dict[str, Any]:
-    """Look up by `external_id`, or page through recent moderations (newest first)."""
-    scope = tenant if (principal.is_admin and tenant) else (None if principal.is_admin else principal.tenant)
+    """Look up by `external_id`, or page through recent moderations (newest first).
+
+    Errors: 422 `invalid_cursor` (a cursor not from a previous page), 422 `validation_error` (limit outside
+    1..200, malformed tenant), 404 `tenant_not_found` (a tenant the caller cannot see).
+    """
+    if tenant is not None and not principal.can_see(tenant):
+        raise NotFound(f"no tenant {tenant!r}", code="tenant_not_found")
+    scope = tenant if principal.is_superadmin else principal.tenant
     if external_id is not None:
         if scope is None:
-            raise InvalidInput("admins must pass `tenant` with `external_id`", code="tenant_required")
+            raise InvalidInput("superadmins must pass `tenant` with `external_id`", code="tenant_required")
         ids = services.items.ids_by_external_id(scope, external_id, limit)
         next_cursor = None
     else:
-        try:
-            before = float(cursor) if cursor else None
-        except ValueError as exc:
-            raise InvalidInput("cursor is not valid", code="invalid_cursor") from exc
-        ids = services.items.page(scope, before, limit)
+        ids = services.items.page(scope, parse_time_cursor(cursor), limit)
     items = [i for i in services.items.get_many(ids) if i is not None and principal.can_see(i["tenant"])]
     if external_id is None:
         next_cursor = f"{items[-1]['created_at']:.6f}" if len(ids) == limit and items else None
@@ -144,7 +171,7 @@ def list_moderations(
 
 
 @router.get("/{item_id}/webhooks", response_model=DeliveryList)
-def list_deliveries(item_id: str, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
+def list_deliveries(item_id: ItemIdPath, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
     """Every webhook delivery attempt for this moderation, oldest first."""
     visible_item(services, principal, item_id)
     return {"items": services.items.deliveries(item_id)}

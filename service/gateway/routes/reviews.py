@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.core.domain import Item
-from service.core.errors import ApiError, InvalidInput
+from service.core.errors import ApiError, InvalidInput, NotFound
 from service.core.queue import WEBHOOK_TASK
-from service.core.security import Principal
+from service.core.security import TENANT_PATTERN, Principal
 from service.core.views import public_item
 from service.gateway.deps import AnyRole, JsonBody, ModeratorOrAdmin, PlatformOrAdmin, ServicesDep, visible_item
 from service.store.reviews import ReviewError
 
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 appeals = APIRouter(prefix="/v1/moderations", tags=["moderations"])
+
+ItemIdPath = Annotated[str, Path(min_length=1, max_length=128)]
+ITEM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+TenantQuery = Annotated[str | None, Query(max_length=64, pattern=TENANT_PATTERN,
+                                          description="Superadmins: required. Others: only their own tenant.")]
+# Finite and bounded: `inf` would pass `ge=0` and silently disable the filter.
+AgeQuery = Annotated[float | None, Query(ge=0, le=10 * 365 * 86400, allow_inf_nan=False)]
 
 
 class ClaimRequest(BaseModel):
@@ -38,11 +47,32 @@ class AppealRequest(BaseModel):
 
 
 def _tenant(principal: Principal, tenant: str | None) -> str:
-    if principal.is_admin:
+    """The tenant a queue request is about: superadmins must name one; others get theirs (and may name only it)."""
+    if tenant is not None and not principal.can_see(tenant):
+        raise NotFound(f"no tenant {tenant!r}", code="tenant_not_found")
+    if principal.is_superadmin:
         if not tenant:
-            raise InvalidInput("admins must pass `tenant`", code="tenant_required")
+            raise InvalidInput("superadmins must pass `tenant`", code="tenant_required")
         return tenant
     return principal.tenant
+
+
+def parse_queue_cursor(cursor: str | None) -> tuple[float, str] | None:
+    """A review-queue cursor `<score>:<item id>` (the `next_cursor` of the previous page).
+
+    The score must be a finite number and the id well-formed, else 422 `invalid_cursor`: a nan or inf score
+    would reach Redis as a range bound and end in a 500.
+    """
+    if not cursor:
+        return None
+    score_text, sep, item_id = cursor.partition(":")
+    try:
+        score = float(score_text)
+    except ValueError:
+        score = math.nan
+    if not (sep and math.isfinite(score) and ITEM_ID.match(item_id)):
+        raise InvalidInput("cursor is not valid: pass the `next_cursor` of the previous page", code="invalid_cursor")
+    return score, item_id
 
 
 def _review_view(item: Item) -> dict[str, Any]:
@@ -60,16 +90,20 @@ def _raise(exc: ReviewError) -> ApiError:
 @router.get("")
 def list_reviews(
     services: ServicesDep, principal: ModeratorOrAdmin,
-    tenant: Annotated[str | None, Query(description="Admins only.")] = None,
-    category: str | None = None,
+    tenant: TenantQuery = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
     kind: Literal["text", "image", "video"] | None = None,
     status: Literal["pending", "claimed"] = "pending",
-    min_age_s: Annotated[float | None, Query(ge=0)] = None,
-    max_age_s: Annotated[float | None, Query(ge=0)] = None,
+    min_age_s: AgeQuery = None,
+    max_age_s: AgeQuery = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")] = None,
 ) -> dict[str, Any]:
-    """The tenant's review queue in priority order (highest score, then oldest), with filters and a cursor."""
+    """The tenant's review queue in priority order (highest score, then oldest), with filters and a cursor.
+
+    Errors: 422 `invalid_cursor` (a cursor not from a previous page), 422 `validation_error` (limit outside
+    1..200, ages negative, non-finite or over 10 years, unknown kind/status), 404 `tenant_not_found`.
+    """
     t = _tenant(principal, tenant)
     now = time.time()
 
@@ -80,13 +114,10 @@ def list_reviews(
         return ((category is None or category in (it.get("flagged") or [])) and (kind is None or it["kind"] == kind)
                 and (min_age_s is None or age >= min_age_s) and (max_age_s is None or age <= max_age_s))
 
+    after = parse_queue_cursor(cursor)
     if status == "claimed":
         items = [i for i in services.items.get_many(services.reviews.claimed(t)) if keep(i)]
         return {"items": [_review_view(i) for i in items[:limit] if i is not None], "next_cursor": None}
-    try:
-        after = (float(cursor.split(":", 1)[0]), cursor.split(":", 1)[1]) if cursor else None
-    except (ValueError, IndexError) as exc:
-        raise InvalidInput("cursor is not valid", code="invalid_cursor") from exc
     out: list[dict[str, Any]] = []
     next_cursor = None
     while len(out) < limit:
@@ -105,7 +136,7 @@ def list_reviews(
 
 
 @router.get("/stats")
-def review_stats(services: ServicesDep, principal: ModeratorOrAdmin, tenant: str | None = None) -> dict[str, Any]:
+def review_stats(services: ServicesDep, principal: ModeratorOrAdmin, tenant: TenantQuery = None) -> dict[str, Any]:
     """Pending by category and age bucket, decisions per moderator per day, median time-to-decision."""
     t = _tenant(principal, tenant)
     ids = [i for i, _ in services.reviews.page(t, None, 100_000)]
@@ -114,7 +145,8 @@ def review_stats(services: ServicesDep, principal: ModeratorOrAdmin, tenant: str
 
 
 @router.post("/{item_id}/claim", dependencies=[JsonBody])
-def claim(item_id: str, body: ClaimRequest, services: ServicesDep, principal: ModeratorOrAdmin) -> dict[str, Any]:
+def claim(item_id: ItemIdPath, body: ClaimRequest, services: ServicesDep,
+          principal: ModeratorOrAdmin) -> dict[str, Any]:
     """Take (or renew) the lease on an item; exactly one moderator can hold it."""
     item = visible_item(services, principal, item_id, "review_not_found")
     lease = min(body.lease_s or services.settings.review_lease_s, services.settings.review_lease_max_s)
@@ -126,7 +158,7 @@ def claim(item_id: str, body: ClaimRequest, services: ServicesDep, principal: Mo
 
 
 @router.post("/{item_id}/decision", dependencies=[JsonBody])
-def decide(item_id: str, body: DecisionRequest, services: ServicesDep,
+def decide(item_id: ItemIdPath, body: DecisionRequest, services: ServicesDep,
            principal: ModeratorOrAdmin) -> dict[str, Any]:
     """Approve, remove or escalate; only the lease holder. Overrides the automated verdict."""
     item = visible_item(services, principal, item_id, "review_not_found")
@@ -142,7 +174,8 @@ def decide(item_id: str, body: DecisionRequest, services: ServicesDep,
 
 
 @appeals.post("/{item_id}/appeal", status_code=202, dependencies=[JsonBody])
-def appeal(item_id: str, body: AppealRequest, services: ServicesDep, principal: PlatformOrAdmin) -> dict[str, Any]:
+def appeal(item_id: ItemIdPath, body: AppealRequest, services: ServicesDep,
+           principal: PlatformOrAdmin) -> dict[str, Any]:
     """Send a finished item back to human review as an appeal (decided by a different moderator)."""
     item = visible_item(services, principal, item_id)
     try:
@@ -153,7 +186,7 @@ def appeal(item_id: str, body: AppealRequest, services: ServicesDep, principal: 
 
 
 @appeals.get("/{item_id}/history")
-def history(item_id: str, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
+def history(item_id: ItemIdPath, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
     """Every state change of the item, oldest first (from its Redis audit stream)."""
     visible_item(services, principal, item_id)
     return {"id": item_id, "events": services.items.history(item_id)}

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from common.language import detect_language
-from models.text.classifier import TextClassifier, split_sentences
+from models.text.classifier import TextClassifier
+from models.text.windows import split_sentences
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> TextClassifier:
 
 def test_short_text_is_one_window_with_the_usual_special_tokens(model: TextClassifier) -> None:
     text = "A short comment about a film."
-    [(start, end, ids)] = model._windows(text)
+    [(start, end, ids)] = model.windowing.windows(text)
     assert (start, end) == (0, len(text))
     assert ids == list(model.tokenizer(text)["input_ids"])
 
@@ -31,7 +32,7 @@ def test_short_text_is_one_window_with_the_usual_special_tokens(model: TextClass
     "word " * 700,  # no sentence punctuation at all: one overlong sentence, cut into windows
 ])
 def test_windows_cover_the_text_and_fit_the_model(model: TextClassifier, text: str) -> None:
-    windows = model._windows(text)
+    windows = model.windowing.windows(text)
     assert len(windows) > 1
     assert all(len(ids) <= model.max_tokens for _, _, ids in windows)
     assert windows[0][0] == 0 and windows[-1][1] == len(text.rstrip())

@@ -1,0 +1,133 @@
+"""Owns the rate-limit token buckets in Redis (one atomic Lua script) and the queue-depth read for back-pressure.
+
+A bucket is a hash `rl:{family}:{scope}:{ident}` = {tokens, ts}. The script refills every bucket it is given
+by `rate x elapsed` (capped at the burst), and takes `cost` tokens from all of them only if every one has
+enough: a request refused by the tenant's bucket does not drain the key's, and the reverse. Time is the Redis
+server's clock (TIME), so any number of gateways share one consistent view. A bucket expires once it would
+have refilled completely, so idle keys and tenants leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+
+from service.store import keys
+from service.store.client import as_str
+
+# KEYS: the buckets. ARGV: cost, then rate and burst for each bucket, in order.
+# Returns {allowed (1|0), tokens of bucket 1, tokens of bucket 2, ...} (strings: Lua numbers would truncate).
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local cost = tonumber(ARGV[1])
+local tokens = {}
+local allowed = 1
+for i, key in ipairs(KEYS) do
+  local rate = tonumber(ARGV[2 * i])
+  local burst = tonumber(ARGV[2 * i + 1])
+  local h = redis.call('HMGET', key, 'tokens', 'ts')
+  local tk = tonumber(h[1])
+  local ts = tonumber(h[2])
+  if tk == nil or ts == nil then
+    tk = burst
+  else
+    tk = math.min(burst, tk + math.max(0, now - ts) * rate)
+  end
+  tokens[i] = tk
+  if tk < cost then allowed = 0 end
+end
+local out = {allowed}
+for i, key in ipairs(KEYS) do
+  local rate = tonumber(ARGV[2 * i])
+  local burst = tonumber(ARGV[2 * i + 1])
+  if allowed == 1 then tokens[i] = tokens[i] - cost end
+  redis.call('HSET', key, 'tokens', tostring(tokens[i]), 'ts', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil((burst - tokens[i]) / rate * 1000) + 1000)
+  table.insert(out, tostring(tokens[i]))
+end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class Bucket:
+    family: str
+    scope: str  # "key" or "tenant"
+    ident: str  # key id or tenant name
+    rate: float  # tokens per second
+    burst: int
+
+    @property
+    def key(self) -> str:
+        return keys.ratelimit(self.family, self.scope, self.ident)
+
+
+@dataclass(frozen=True)
+class BucketState:
+    bucket: Bucket
+    tokens: float  # after this request (unchanged when it was refused)
+    cost: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, math.floor(self.tokens))
+
+    @property
+    def reset_s(self) -> float:
+        """Seconds until the bucket is full again."""
+        return max(0.0, (self.bucket.burst - self.tokens) / self.bucket.rate)
+
+    @property
+    def retry_after_s(self) -> float:
+        """Seconds until this bucket alone would accept the same request (0 if it would now)."""
+        return max(0.0, (self.cost - self.tokens) / self.bucket.rate)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    states: tuple[BucketState, ...]
+
+    @property
+    def refused_by(self) -> BucketState | None:
+        """The bucket that keeps the request out longest (None when allowed)."""
+        if self.allowed:
+            return None
+        short = [s for s in self.states if s.tokens < s.cost]
+        return max(short, key=lambda s: s.retry_after_s) if short else None
+
+    @property
+    def tightest(self) -> BucketState | None:
+        """The bucket to report in RateLimit-* headers: the refusing one, else the one closest to empty."""
+        refused = self.refused_by
+        if refused is not None:
+            return refused
+        return min(self.states, key=lambda s: (s.remaining, -s.reset_s)) if self.states else None
+
+
+class RateLimitStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._take = client.register_script(keys.lua(_TAKE))
+
+    def take(self, buckets: Sequence[Bucket], cost: int = 1) -> Decision:
+        """Atomically take `cost` tokens from every bucket, or from none of them."""
+        live = [b for b in buckets if b.rate > 0 and b.burst > 0]
+        if not live:
+            return Decision(True, ())
+        args: list[str | int | float] = [cost]
+        for b in live:
+            args += [b.rate, b.burst]
+        reply = self._take(keys=[b.key for b in live], args=args)
+        allowed = int(reply[0]) == 1
+        return Decision(allowed, tuple(BucketState(b, float(as_str(tk)), cost)
+                                       for b, tk in zip(live, reply[1:], strict=True)))
+
+
+def pending_depth(client: redis.Redis) -> int:
+    """Items queued or processing (the `pending` zset every create adds to and every final transition trims)."""
+    return int(client.zcard(keys.PENDING))  # type: ignore[arg-type]
