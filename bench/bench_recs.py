@@ -29,6 +29,7 @@ from models.recsys.data import load_ratings
 from models.recsys.engine import RecEngine
 from service.core.config import Settings
 from service.core.config_companion import CompanionSettings
+from service.store import keys
 from tests.support.redis_server import RedisServer
 from training.recsys.fetch import DEFAULT_DATA_DIR, fetch
 
@@ -84,23 +85,24 @@ def main() -> int:
     args = ap.parse_args()
     threadpool_limits(1)  # what the app's lifespan does (compute_threads=1); also applied to the baseline
     fetch(DEFAULT_DATA_DIR)
-    engine = RecEngine.build(DEFAULT_DATA_DIR)
+    engine = RecEngine.build(DEFAULT_DATA_DIR, tune_blend=False)
     rng = np.random.default_rng(args.seed)
-    users = [engine.ratings.user_ids[u] for u in rng.integers(0, 943, args.requests)]
+    users = [engine.bundle.data.user_ids[u] for u in rng.integers(0, 943, args.requests)]
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(workdir=Path(tmp))
         server.start()
         try:
             settings = Settings(env="test", redis_url=server.url(0),
-                                companion=CompanionSettings(fetch_on_start=False))
+                                companion=CompanionSettings(fetch_on_start=False, recs_refit_interval_s=0,
+                                                            recs_artifact_dir=Path(tmp) / "artifacts"))
             import redis
 
             r = redis.Redis.from_url(server.url(0))
             # A realistic block list: 50 removed films, so filtering does real work.
-            r.sadd("mod:blocked:demo", *[f"movie:{i}" for i in rng.integers(1, 1683, 50)])
+            r.sadd(keys.blocked("demo"), *[f"movie:{i}" for i in rng.integers(1, 1683, 50)])
             rows = []
             with TestClient(create_app(settings, engine=engine, encoder=TfidfEncoder())) as c:
-                for strategy in ("svd", "knn", "content", "hybrid"):
+                for strategy in ("svd", "knn", "content", "implicit", "hybrid"):
                     c.get(f"/v1/recommendations/users/1?k=10&strategy={strategy}")  # warm-up
                     ts = []
                     for u in tqdm(users, desc=strategy):

@@ -13,9 +13,11 @@ import redis
 from fastapi import FastAPI
 
 from companion import errors
+from companion.recs_runtime import RecsRuntime
 from companion.routes_faq import router as faq_router
 from companion.routes_recs import router as recs_router
-from companion.state import CompanionState, FaqRegistry, build_encoder, build_engine
+from companion.routes_recs_state import router as recs_state_router
+from companion.state import CompanionState, FaqRegistry, build_encoder, data_dir
 from models.faq.encoder import Encoder
 from models.faq.search import Thresholds
 from models.recsys.engine import RecEngine
@@ -36,6 +38,17 @@ def _limit_threads(n: int) -> None:
         pass
 
 
+def start_recs(cfg: Settings, client: redis.Redis, engine: RecEngine | None) -> RecsRuntime:
+    """Recommender: the passed engine, else the saved artifact, else a fit (fetching the data set if allowed)."""
+    if engine is None and cfg.companion.fetch_on_start:
+        from training.recsys.fetch import fetch
+
+        fetch(data_dir(cfg))
+    recs = RecsRuntime.start(cfg, client, engine)
+    recs.start_periodic()
+    return recs
+
+
 def create_app(settings: Settings | None = None, engine: RecEngine | None = None,
                encoder: Encoder | None = None) -> FastAPI:
     """Build the app; engine/encoder may be passed prebuilt (tests share one fit across apps)."""
@@ -45,22 +58,23 @@ def create_app(settings: Settings | None = None, engine: RecEngine | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         c = cfg.companion
         _limit_threads(c.compute_threads)
-        eng = engine or build_engine(cfg)
+        client = redis.Redis.from_url(cfg.redis_url, socket_timeout=cfg.redis_socket_timeout_s)
+        recs = start_recs(cfg, client, engine)
         faq = FaqRegistry(c.faq_dir, encoder or build_encoder(cfg), Thresholds(c.faq_min_score, c.faq_min_gap))
         faq.reload()
-        client = redis.Redis.from_url(cfg.redis_url, socket_timeout=cfg.redis_socket_timeout_s)
-        app.state.companion = CompanionState(cfg, eng, faq, client)
-        log.info("companion ready: %d users, %d items, FAQ %s", eng.ratings.n_users, eng.ratings.n_items,
-                 sorted(faq.indexes))
+        app.state.companion = CompanionState(cfg, recs, faq, client)
+        log.info("companion ready: model %s, FAQ %s", recs.engine.version, sorted(faq.indexes))
         try:
             yield
         finally:
+            recs.stop()
             client.close()
             app.state.companion = None
 
     app = FastAPI(title="companion: recommendations + FAQ", version="0.1.0", lifespan=lifespan)
     errors.install(app)
     app.include_router(recs_router)
+    app.include_router(recs_state_router)
     app.include_router(faq_router)
 
     @app.get("/healthz", tags=["health"])
@@ -69,8 +83,9 @@ def create_app(settings: Settings | None = None, engine: RecEngine | None = None
         st = getattr(app.state, "companion", None)
         if st is None:
             return {"status": "loading"}
-        cov = st.engine.coverage.as_dict() if st.engine.coverage else {}
-        return {"status": "ok", "users": st.engine.ratings.n_users, "items": st.engine.ratings.n_items,
+        b = st.engine.bundle
+        cov = b.coverage.as_dict() if b.coverage else {}
+        return {"status": "ok", "users": b.data.n_users, "items": b.data.n_items, "model_version": b.version,
                 "metadata_coverage": cov, "faq_collections": [f"{t}/{c}" for t, c in sorted(st.faq.indexes)]}
 
     return app

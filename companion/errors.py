@@ -46,6 +46,15 @@ class StoreUnavailable(CompanionError):
     status, code = 503, "moderation_store_unavailable"
 
 
+class RecsStoreUnavailable(CompanionError):
+    # Ratings, events and "not interested" live in Redis: without it a list would ignore what the user told us.
+    status, code = 503, "recs_store_unavailable"
+
+
+class UnknownRatingError(CompanionError):
+    status, code = 404, "unknown_rating"
+
+
 class NotReady(CompanionError):
     status, code = 503, "not_ready"
 

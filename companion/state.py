@@ -13,30 +13,22 @@ from pathlib import Path
 import redis
 
 from companion.errors import FaqLoadFailed, StoreUnavailable, UnknownCollectionError
+from companion.recs_runtime import RecsRuntime, data_dir, fit_params
 from models.faq.encoder import Encoder
 from models.faq.search import FaqIndex, Thresholds
 from models.faq.store import FaqLoadError, discover, load_collection
 from models.recsys.engine import RecEngine
-from models.recsys.knn import UserKNN
-from models.recsys.svd import SVD
 from service.core.config import Settings
 from service.store.blocked import blocked_among
 
 
 def build_engine(settings: Settings) -> RecEngine:
-    c = settings.companion
-    data_dir = c.recs_data_dir or settings.data_dir / "data"
-    if c.fetch_on_start:
+    """Fit a fresh engine on the data set (benches/tests); the app itself starts from artifacts (RecsRuntime)."""
+    if settings.companion.fetch_on_start:
         from training.recsys.fetch import fetch
 
-        fetch(data_dir)
-    return RecEngine.build(
-        data_dir,
-        svd=SVD(n_factors=c.svd_factors, n_epochs=c.svd_epochs, reg=c.svd_reg),
-        knn=UserKNN(k=c.knn_k, shrinkage=c.knn_shrinkage, candidates=c.knn_candidates,
-                    rank_shrinkage=c.knn_rank_shrinkage),
-        min_support=c.min_item_support,
-    )
+        fetch(data_dir(settings))
+    return RecEngine.build(data_dir(settings), fit_params(settings), tune_blend=settings.companion.recs_refit_tune)
 
 
 def build_encoder(settings: Settings) -> Encoder:
@@ -97,9 +89,14 @@ class FaqRegistry:
 @dataclass
 class CompanionState:
     settings: Settings
-    engine: RecEngine
+    recs: RecsRuntime
     faq: FaqRegistry
     redis: redis.Redis
+
+    @property
+    def engine(self) -> RecEngine:
+        """The recommender model served now (swapped whole by refits)."""
+        return self.recs.engine
 
     def blocked(self, external_ids: Sequence[str]) -> set[str]:
         try:

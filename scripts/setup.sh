@@ -21,6 +21,12 @@ if ! command -v redis-server >/dev/null 2>&1; then
   apt_install redis-server
 fi
 
+# The console's browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "==> installing chromium (browser tests)"
+  apt_install chromium chromium-driver
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   "$PY" -m venv .venv 2>/dev/null || { apt_install python3-venv python3.11-venv || true; rm -rf .venv; "$PY" -m venv .venv; }

@@ -15,6 +15,7 @@ from service.core.policy import Policy
 from service.core.queue import WEBHOOK_TASK
 from service.store.items import LIVE, Transition
 from service.store.reviews import item_priority, queue_key
+from service.store.stats import StatsStore
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,11 @@ def finish_all(rt: Runtime, done: list[Done]) -> None:
             decision=verdict["decision"], blocked=blocked, review=review,
             webhook="moderation.completed" if item.get("callback_url") else "",
         ))
-    for (item, _, _, _), (moved, prev) in zip(done, rt.items.transition_many(transitions), strict=True):
+    results = rt.items.transition_many(transitions)
+    for (item, _, _, _), (moved, prev) in zip(done, results, strict=True):
         if not moved:
             log.info("item %s already %s; verdict not rewritten", item["id"], prev)
         elif item.get("callback_url"):
             rt.queue.send(WEBHOOK_TASK, [item["id"], "moderation.completed"])
+    StatsStore(rt.redis).record_verdicts([(d[0], d[1], t.review is not None) for d, t, (moved, _)
+                                          in zip(done, transitions, results, strict=True) if moved])

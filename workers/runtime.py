@@ -99,7 +99,7 @@ def _load_text(rt: Runtime, slot: ModelSlot) -> None:
     torch.set_num_threads(threads)
     try:
         model = TextClassifier(s.text_model_path, label_map=s.text_label_map, max_tokens=s.text_max_tokens,
-                               batch_size=s.text_batch_size)
+                               batch_size=s.text_batch_size, device=s.text_device)
     except ModelLoadError as exc:
         slot.error = str(exc)
         log.error("TEXT MODEL FAILED TO LOAD: %s", exc)

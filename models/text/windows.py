@@ -58,10 +58,17 @@ class Windowing:
 
     def windows(self, text: str) -> list[tuple[int, int, list[int]]]:
         """(char start, char end, input ids) of each window of `text`."""
+        return self.windows_batch([text])[0]
+
+    def windows_batch(self, texts: list[str]) -> list[list[tuple[int, int, list[int]]]]:
+        """Windows of each text; one tokenizer call for the whole batch (the Rust tokenizer runs it in
+        parallel, and per-text calls would cost more than a short text's forward pass on a GPU)."""
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [self._cut(text, ids, offsets)
+                for text, ids, offsets in zip(texts, enc["input_ids"], enc["offset_mapping"], strict=True)]
+
+    def _cut(self, text: str, ids: list[int], offsets: list[tuple[int, int]]) -> list[tuple[int, int, list[int]]]:
         budget = self.budget
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        ids: list[int] = enc["input_ids"]
-        offsets: list[tuple[int, int]] = enc["offset_mapping"]
         if len(ids) <= budget:
             return [(0, len(text), self.wrap(ids))]
         # Token index where each sentence starts; a window is a run of whole sentences that fits the budget.

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     text_label_map: Path | None = None
     text_batch_size: int = 32
     text_max_tokens: int = 256
+    # `cpu` (default), `cuda`, `cuda:N` or `auto`. On CUDA the model runs in bf16; raise text_batch_size
+    # (e.g. 256) there. CI and the default install never need a GPU.
+    text_device: str = "cpu"
     torch_threads: int | None = None
     policy_path: Path = ROOT / "policies" / "default.yaml"
 
@@ -102,28 +105,29 @@ class Settings(BaseSettings):
     callback_deny_hosts: list[str] = Field(default_factory=list)
     # Token buckets per route family (submit, read, review, admin), one per API key and one per tenant:
     # `*_per_s` is the refill rate, `*_burst` the bucket size; 0 in either switches that bucket off. Defaults
-    # sit far above what one well-behaved client (or the test-suite) sends; tune them per deployment.
+    # sit far above what one well-behaved client (or the test-suite, which mints keys with one admin key) sends:
+    # they stop runaway clients; the queue-depth limit below is what protects the workers. Tune per deployment.
     ratelimit_enabled: bool = True
-    ratelimit_submit_key_per_s: float = Field(100.0, ge=0)
-    ratelimit_submit_key_burst: int = Field(200, ge=0)
-    ratelimit_submit_tenant_per_s: float = Field(500.0, ge=0)
-    ratelimit_submit_tenant_burst: int = Field(1000, ge=0)
-    ratelimit_read_key_per_s: float = Field(200.0, ge=0)
-    ratelimit_read_key_burst: int = Field(400, ge=0)
-    ratelimit_read_tenant_per_s: float = Field(1000.0, ge=0)
-    ratelimit_read_tenant_burst: int = Field(2000, ge=0)
-    ratelimit_review_key_per_s: float = Field(50.0, ge=0)
-    ratelimit_review_key_burst: int = Field(100, ge=0)
-    ratelimit_review_tenant_per_s: float = Field(200.0, ge=0)
-    ratelimit_review_tenant_burst: int = Field(400, ge=0)
-    ratelimit_admin_key_per_s: float = Field(20.0, ge=0)
-    ratelimit_admin_key_burst: int = Field(100, ge=0)
-    ratelimit_admin_tenant_per_s: float = Field(50.0, ge=0)
-    ratelimit_admin_tenant_burst: int = Field(200, ge=0)
+    ratelimit_submit_key_per_s: float = Field(default=200.0, ge=0)
+    ratelimit_submit_key_burst: int = Field(default=1000, ge=0)
+    ratelimit_submit_tenant_per_s: float = Field(default=1000.0, ge=0)
+    ratelimit_submit_tenant_burst: int = Field(default=5000, ge=0)
+    ratelimit_read_key_per_s: float = Field(default=500.0, ge=0)
+    ratelimit_read_key_burst: int = Field(default=2000, ge=0)
+    ratelimit_read_tenant_per_s: float = Field(default=2000.0, ge=0)
+    ratelimit_read_tenant_burst: int = Field(default=10000, ge=0)
+    ratelimit_review_key_per_s: float = Field(default=100.0, ge=0)
+    ratelimit_review_key_burst: int = Field(default=500, ge=0)
+    ratelimit_review_tenant_per_s: float = Field(default=500.0, ge=0)
+    ratelimit_review_tenant_burst: int = Field(default=2000, ge=0)
+    ratelimit_admin_key_per_s: float = Field(default=100.0, ge=0)
+    ratelimit_admin_key_burst: int = Field(default=1000, ge=0)
+    ratelimit_admin_tenant_per_s: float = Field(default=200.0, ge=0)
+    ratelimit_admin_tenant_burst: int = Field(default=2000, ge=0)
     # New submissions get 503 `queue_full` while this many items are queued/processing (0: no limit), so a
     # stalled or slow worker fleet cannot grow the backlog without bound; clients retry after the given time.
-    queue_max_pending: int = Field(100_000, ge=0)
-    queue_full_retry_after_s: int = Field(10, ge=1)
+    queue_max_pending: int = Field(default=100_000, ge=0)
+    queue_full_retry_after_s: int = Field(default=10, ge=1)
 
     # Fault injection for failure tests only: a text containing this marker makes the text task pause
     # after it marked the item `processing`, so a test can kill the worker mid-task. Unset in production.
@@ -160,7 +164,7 @@ class Settings(BaseSettings):
                 if value is not None and value.get_secret_value() in PLACEHOLDER_SECRETS:
                     raise ValueError(f"MOD_{name.upper()} is a dev placeholder; set a real secret or leave it empty")
         if (self.fault_pause_marker or self.fault_model_load_delay_s) and self.env == "prod":
-            raise ValueError("MOD_FAULT_PAUSE_MARKER / MOD_FAULT_MODEL_LOAD_DELAY_S are for tests only, refused in prod")
+            raise ValueError("MOD_FAULT_PAUSE_MARKER and MOD_FAULT_MODEL_LOAD_DELAY_S are for tests only")
         return self
 
 

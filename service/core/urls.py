@@ -209,12 +209,12 @@ def _check_hostname(host: str) -> str:
     labels = ascii_host.split(".")
     if len(ascii_host) > 253 or not all(_LABEL.match(label) for label in labels):
         raise CallbackUrlError(f"host {host!r} is not a valid DNS name")
-    if len(labels) < 2:
-        # Single-label names resolve through search domains to internal hosts ("metadata", "redis").
-        raise CallbackUrlError(f"host {host!r} is not a fully qualified domain name")
     for domain in SPECIAL_USE_DOMAINS:
         if ascii_host == domain or ascii_host.endswith("." + domain):
             raise CallbackUrlError(f"host {host!r} is in the special-use domain .{domain}")
+    if len(labels) < 2:
+        # Single-label names resolve through search domains to internal hosts ("metadata", "redis").
+        raise CallbackUrlError(f"host {host!r} is not a fully qualified domain name")
     return ascii_host
 
 
@@ -272,7 +272,7 @@ def resolve_callback(url: str, allow: Sequence[str], allow_http: bool = True,
         row = special_range(ip)
         carried = embedded_ipv4(ip, row.embeds) if row else []
         if denied.has_ip(ip) or any(denied.has_ip(v4) for v4 in carried):
-            raise CallbackUrlError(f"host {host!r} resolves to {ip}, which is on MOD_CALLBACK_DENY_HOSTS")
+            raise CallbackUrlError(f"host {host!r} ({ip}) is on MOD_CALLBACK_DENY_HOSTS")
     # The allow-list matches the literal address only (not an IPv4 embedded in it): allowing 127.0.0.1 must not
     # allow a 6to4 address that merely encodes it.
     if name_allowed or (ips and all(allowed.has_ip(ip) for ip in ips)):
@@ -280,7 +280,7 @@ def resolve_callback(url: str, allow: Sequence[str], allow_http: bool = True,
     bad = [f"{ip}: {why}" for ip in ips if (why := refusal(ip))]
     if bad:
         raise CallbackUrlError(
-            f"host {host!r} resolves to a special-purpose address ({'; '.join(bad)}); "
+            f"host {host!r} {'is' if literal else 'resolves to'} a special-purpose address ({'; '.join(bad)}); "
             "add it to MOD_CALLBACK_ALLOW_HOSTS to permit it"
         )
     return first

@@ -24,9 +24,11 @@ from service.core.config import Settings, get_settings
 from service.core.errors import ErrorBody, install_error_handlers
 from service.core.queue import TaskQueue
 from service.core.security import Role
+from service.gateway import console
 from service.gateway.deps import Services
 from service.gateway.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware
-from service.gateway.routes import admin, hashlists, health, media, moderations, policies, rescans, reviews
+from service.gateway.ratelimit import BackPressureCollector, QueueFull, RateLimitMiddleware, queue_full_handler
+from service.gateway.routes import admin, hashlists, health, media, moderations, policies, rescans, reviews, stats
 from service.gateway.routes.health import StoreCollector
 from service.store.apikeys import ApiKeyStore, BootstrapEntry, TenantStore
 from service.store.client import async_client, sync_client
@@ -94,9 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     app.state.metrics = Metrics()
     app.state.metrics.registry.register(StoreCollector(app))
+    app.state.metrics.registry.register(BackPressureCollector(app, settings))
     install_error_handlers(app)
+    app.add_exception_handler(QueueFull, queue_full_handler)  # its own handler: 503 plus Retry-After
     for router in (media.router, moderations.router, hashlists.router, reviews.router, reviews.appeals,
-                   rescans.router, admin.router, policies.router, health.router):
+                   rescans.router, admin.router, policies.router, health.router, stats.router, console.router):
         app.include_router(router)
 
     def limit_for(path: str) -> int:
@@ -107,6 +111,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return settings.max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(stats.StatsHook)  # counts submissions, decisions, appeals once answered
+    # Outside the body limit (a refused request never reads its body), inside metrics (429s are counted).
+    app.add_middleware(RateLimitMiddleware, settings=settings, metrics=app.state.metrics)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
 

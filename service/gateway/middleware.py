@@ -88,7 +88,7 @@ class Metrics:
         self.ratelimit_errors = Counter("moderation_ratelimit_errors_total",
                                         "Rate-limit checks that failed (Redis): reads let through, others 503",
                                         ["family", "outcome"], registry=self.registry)
-        self.queue_full = Counter("moderation_queue_full_total", "Submissions refused with 503 queue_full",
+        self.queue_full = Counter("moderation_queue_full_refusals_total", "Submissions refused with 503 queue_full",
                                   registry=self.registry)
 
 

@@ -74,8 +74,16 @@ def buckets_for(settings: Settings, family: str, principal: Principal) -> list[B
 
 
 def api_key_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The API key the way service.gateway.deps.get_principal reads it: X-API-Key, else a Bearer token."""
-    found = {name.lower(): value for name, value in headers if name.lower() in (b"x-api-key", b"authorization")}
+    """The API key exactly as service.gateway.deps reads it: X-API-Key, else a Bearer token.
+
+    Any difference would let a client send a key the route accepts but this limiter does not see. Like
+    Starlette's `headers.get`, the FIRST occurrence of a repeated header counts.
+    """
+    found: dict[bytes, bytes] = {}
+    for name, value in headers:
+        lower = name.lower()
+        if lower in (b"x-api-key", b"authorization") and lower not in found:
+            found[lower] = value
     if found.get(b"x-api-key"):
         return found[b"x-api-key"].decode("latin-1")
     scheme, _, token = found.get(b"authorization", b"").decode("latin-1").partition(" ")

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from service.core.domain import Item
 from service.core.errors import ApiError, Conflict, ServiceUnavailable
 from service.gateway.deps import Services
+from service.gateway.ratelimit import check_queue_depth
 from service.store import keys
 from service.store.items import FINAL, LIVE, CreateResult, NewItem, idem_key
 
@@ -44,7 +45,8 @@ async def create_items(
     ids = [it.id for it in items]
 
     def create_and_enqueue() -> CreateResult:
-        # One thread hop for both blocking calls: this is the hot path of every submission.
+        # One thread hop for the blocking calls: this is the hot path of every submission.
+        check_queue_depth(services, ikey)  # back-pressure: 503 queue_full past MOD_QUEUE_MAX_PENDING
         result = services.items.create(items, ikey, {"ids": ids, "digest": request_digest})
         if result.created:
             enqueue(ids)

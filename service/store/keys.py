@@ -48,8 +48,23 @@ RESCAN = PREFIX + "rescan:"
 RESCANS = PREFIX + "rescans"
 HEARTBEAT = PREFIX + "hb:"
 
+# Companion recommendations (see store.recs): user state shared by every companion process.
+RECS = PREFIX + "recs:"
+RECS_USERS = RECS + "users"             # set of user ids with ratings
+RECS_SEEDED = RECS + "seeded"           # "loading" / "done:<source>": the initial ratings import ran
+RECS_ITEMS = RECS + "items"             # hash item id -> JSON of an item added/updated at runtime
+RECS_ITEMS_VERSION = RECS + "items_version"  # counter, bumped on every item change
+RECS_MODEL = RECS + "model"             # string: the model version every process should serve
+RECS_REFIT_LOCK = RECS + "refit_lock"   # one refit at a time across processes (SET NX EX)
+RECS_EVENT_USERS = RECS + "event_users"  # set of user ids with events
+
 # Rate limits (see store.ratelimit).
 RATELIMIT = PREFIX + "rl:"              # hash per token bucket {tokens, ts}; expires once it would be full
+
+# Operations stats (see store.stats) and the moderator console (see store.sessions).
+STATS = PREFIX + "stats:"               # hash per tenant ("*": every tenant), resolution and bucket; expires
+CONSOLE_SESSION = PREFIX + "console:session:"  # hash per console session, by SHA-256 of its id; idle TTL
+CONSOLE_PREFS = PREFIX + "console:prefs:"      # hash per moderator key id: console preferences
 
 
 def item(item_id: str) -> str:
@@ -156,6 +171,44 @@ def heartbeat(hostname: str, pid: int) -> str:
 def ratelimit(family: str, scope: str, ident: str) -> str:
     """A token bucket: route family (submit, read, ...), scope (key or tenant) and the key id or tenant name."""
     return f"{RATELIMIT}{family}:{scope}:{ident}"
+
+
+def stats_bucket(tenant_name: str, resolution: str, stamp: str) -> str:
+    """Counters of one hour (`h`, stamp YYYYMMDDHH) or day (`d`, YYYYMMDD); tenant `*` sums every tenant."""
+    return f"{STATS}{tenant_name}:{resolution}:{stamp}"
+
+
+def stats_ttd(tenant_name: str, resolution: str, stamp: str) -> str:
+    """Time-to-decision samples (seconds) of one bucket, newest first, capped."""
+    return f"{STATS}{tenant_name}:{resolution}:{stamp}:ttd"
+
+
+def console_session(digest: str) -> str:
+    return CONSOLE_SESSION + digest
+
+
+def console_prefs(key_id: str) -> str:
+    return CONSOLE_PREFS + key_id
+
+
+def recs_ratings(user_id: str) -> str:
+    """Hash item id -> rating for one user."""
+    return f"{RECS}ratings:{user_id}"
+
+
+def recs_events(user_id: str) -> str:
+    """Capped list of one user's raw events (JSON), newest first."""
+    return f"{RECS}events:{user_id}"
+
+
+def recs_implicit(user_id: str) -> str:
+    """Hash item id -> summed event weight for one user (the implicit model's confidence)."""
+    return f"{RECS}implicit:{user_id}"
+
+
+def recs_hidden(user_id: str) -> str:
+    """Set of item ids the user marked "not interested"."""
+    return f"{RECS}hidden:{user_id}"
 
 
 HEARTBEAT_PATTERN = HEARTBEAT + "*"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,8 +55,8 @@ def catalogue(data_dir: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def engine(data_dir: Path) -> RecEngine:
-    # Shared and mutable: tests that add ratings use their own user ids.
-    return RecEngine.build(data_dir)
+    # Read-only (user state lives in Redis); fixed blend weights so the fit is quick and deterministic.
+    return RecEngine.build(data_dir, tune_blend=False)
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +64,14 @@ def encoder() -> MiniLMEncoder:
     return MiniLMEncoder()
 
 
+ARTIFACTS = Path(tempfile.gettempdir()) / f"companion-test-artifacts-{os.getpid()}"
+
+
 def make_settings(redis_url: str, faq_dir: Path, **companion: object) -> Settings:
+    # Recommender artifacts never go to var/ from tests; no periodic refit thread; refits skip blend tuning.
+    companion.setdefault("recs_artifact_dir", ARTIFACTS)
+    companion.setdefault("recs_refit_interval_s", 0)
+    companion.setdefault("recs_refit_tune", False)
     return Settings(env="test", redis_url=redis_url, redis_socket_timeout_s=2.0,
                     companion=CompanionSettings(fetch_on_start=False, faq_dir=faq_dir, **companion))
 

@@ -152,7 +152,8 @@ def test_listing_pages_with_cursor(api: TestClient) -> None:
 
 def test_health_and_metrics(api: TestClient) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
-    ready = api.get("/readyz")
+    assert api.get("/readyz").json() == {"status": "ready"}  # anonymous: the status only
+    ready = api.get("/readyz", headers=admin_headers())
     assert ready.status_code == 200, ready.text
     assert any("text" in w["queues"] for w in ready.json()["workers"])
     headers, _ = new_key(api)
@@ -171,8 +172,17 @@ def test_openapi_documents_every_route(api: TestClient) -> None:
     assert "/v1/moderations" in spec["paths"] and "/v1/moderations/batch" in spec["paths"]
 
 
+@pytest.fixture(scope="module")
+def one_tenant(api: TestClient) -> dict[str, dict[str, str]]:
+    """Platform and moderator keys of one tenant, made once: the parametrized cases below would otherwise spend
+    the admin key's rate-limit budget on key creation."""
+    platform, tenant = new_key(api)
+    moderator, _ = new_key(api, "moderator", tenant)
+    return {"platform": platform, "moderator": moderator}
+
+
 BAD_NUMBERS = ["nan", "NaN", "inf", "-inf", "Infinity", "1e400", "-1e400", "garbage", "1e308", "-1",
-               "9" * 400, "0x10", "1_000"]
+               "9" * 400, "0x10", "1_000", " 5", "5\n", "1e5", "1.5.5", "+5"]
 
 
 def _is_json_422(resp, codes: set[str]) -> bool:  # type: ignore[no-untyped-def]
@@ -181,8 +191,9 @@ def _is_json_422(resp, codes: set[str]) -> bool:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("cursor", BAD_NUMBERS)
-def test_bad_listing_cursor_is_422_not_500(api: TestClient, cursor: str) -> None:
-    headers, _ = new_key(api)
+def test_bad_listing_cursor_is_422_not_500(api: TestClient, one_tenant: dict[str, dict[str, str]],
+                                           cursor: str) -> None:
+    headers = one_tenant["platform"]
     resp = api.get("/v1/moderations", params={"cursor": cursor}, headers=headers)
     assert _is_json_422(resp, {"invalid_cursor", "validation_error"}), resp.text
     resp = api.get("/v1/moderations", params={"cursor": cursor}, headers=admin_headers())
@@ -190,10 +201,11 @@ def test_bad_listing_cursor_is_422_not_500(api: TestClient, cursor: str) -> None
 
 
 @pytest.mark.parametrize("cursor", [*BAD_NUMBERS, "nan:mod_x", "inf:mod_x", "-inf:mod_x", "1e400:mod_x",
-                                    "0.5", "0.5:", "0.5:bad id", ":mod_x", "0.5:" + "x" * 150])
-def test_bad_review_cursor_is_422_not_500(api: TestClient, cursor: str) -> None:
-    _, tenant = new_key(api)
-    moderator, _ = new_key(api, "moderator", tenant)
+                                    "0.5", "0.5:", "0.5:bad id", ":mod_x", "0.5:" + "x" * 150, "1_0:mod_x",
+                                    " 1:mod_x", "1e999:mod_x", "1:mod_x\n"])
+def test_bad_review_cursor_is_422_not_500(api: TestClient, one_tenant: dict[str, dict[str, str]],
+                                          cursor: str) -> None:
+    moderator = one_tenant["moderator"]
     resp = api.get("/v1/reviews", params={"cursor": cursor}, headers=moderator)
     assert _is_json_422(resp, {"invalid_cursor", "validation_error"}), resp.text
     resp = api.get("/v1/reviews", params={"cursor": cursor, "status": "claimed"}, headers=moderator)
@@ -223,18 +235,16 @@ def test_bad_review_cursor_is_422_not_500(api: TestClient, cursor: str) -> None:
         ("/v1/reviews/stats", {"tenant": "x" * 65}),
     ],
 )
-def test_bad_query_and_path_params_are_422(api: TestClient, path: str, params: dict[str, str]) -> None:
-    _, tenant = new_key(api)
-    moderator, _ = new_key(api, "moderator", tenant)
-    platform, _ = new_key(api, "platform", tenant)
-    headers = moderator if path.startswith("/v1/reviews") else platform
+def test_bad_query_and_path_params_are_422(api: TestClient, one_tenant: dict[str, dict[str, str]], path: str,
+                                           params: dict[str, str]) -> None:
+    headers = one_tenant["moderator" if path.startswith("/v1/reviews") else "platform"]
     resp = api.get(path, params=params, headers=headers)
     assert _is_json_422(resp, {"validation_error", "invalid_cursor"}), resp.text
 
 
 @pytest.mark.parametrize("wait", ["nan", "inf", "-inf", "1e400", "-1", "11", "x"])
-def test_bad_wait_is_422(api: TestClient, wait: str) -> None:
-    headers, _ = new_key(api)
+def test_bad_wait_is_422(api: TestClient, one_tenant: dict[str, dict[str, str]], wait: str) -> None:
+    headers = one_tenant["platform"]
     resp = api.post("/v1/moderations", params={"wait": wait}, json={"text": "x"}, headers=headers)
     assert _is_json_422(resp, {"validation_error"}), resp.text
 

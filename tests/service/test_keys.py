@@ -288,7 +288,7 @@ def test_audit_pages_and_rejects_bad_cursors(api: TestClient) -> None:
             break
     assert len(seen) == len(set(seen)) == 7  # 3 bootstrapped + 4 created
     for bad in ("nan", "inf", "1-x", "abc", "9" * 30 + "-0", "-1-0", "0-0", "18446744073709551616-0",
-                "1-18446744073709551616", "1-2-3", "x" * 65):
+                "1-18446744073709551616", "1-2-3", "1-0\n", "x" * 65):
         resp = api.get("/v1/audit/keys", params={"cursor": bad}, headers=bearer(SUPER))
         assert resp.status_code == 422 and code(resp) in {"invalid_cursor", "validation_error"}, bad
     for bad_limit in ("0", "1001", "nan", "1e400", "9" * 40):

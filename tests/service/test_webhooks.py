@@ -7,7 +7,7 @@ import time
 
 from fastapi.testclient import TestClient
 
-from service.core.security import verify_webhook
+from service.core.security import sign_webhook, verify_webhook
 from tests.conftest import new_key
 from tests.support.receiver import webhook_receiver
 from tests.support.workers import poll
@@ -59,10 +59,95 @@ def test_webhook_retries_are_capped(api: TestClient) -> None:
 
 def test_secret_rotation(api: TestClient) -> None:
     headers, tenant = new_key(api)
+    old = api.get(f"/v1/tenants/{tenant}/webhook-secret", headers=headers).json()
+    assert old["previous_expires_at"] is None
+    before = time.time()
+    rotated = api.post(f"/v1/tenants/{tenant}/webhook-secret/rotate", headers=headers).json()
+    assert old["secret"] != rotated["secret"] and rotated["secret"].startswith("whsec_")
+    # Default grace: 24 h.
+    assert before + 86400 - 5 <= rotated["previous_expires_at"] <= time.time() + 86400 + 5
+    current = api.get(f"/v1/tenants/{tenant}/webhook-secret", headers=headers).json()
+    assert current["secret"] == rotated["secret"]
+    assert abs(current["previous_expires_at"] - rotated["previous_expires_at"]) < 5
+    assert api.app.state.services.tenants.webhook_secrets(tenant) == [rotated["secret"], old["secret"]]
+
+
+def test_rotation_grace_expires(api: TestClient) -> None:
+    headers, tenant = new_key(api)
+    old = api.get(f"/v1/tenants/{tenant}/webhook-secret", headers=headers).json()["secret"]
+    new = api.post(f"/v1/tenants/{tenant}/webhook-secret/rotate", params={"grace_s": 1}, headers=headers).json()
+    tenants = api.app.state.services.tenants
+    assert tenants.webhook_secrets(tenant) == [new["secret"], old]
+    poll(lambda: tenants.webhook_secrets(tenant) == [new["secret"]], 10)
+    assert api.get(f"/v1/tenants/{tenant}/webhook-secret", headers=headers).json()["previous_expires_at"] is None
+    # grace_s=0 ends the old secret at once; a second rotation keeps only the latest previous secret.
+    newer = api.post(f"/v1/tenants/{tenant}/webhook-secret/rotate", headers=headers).json()["secret"]
+    newest = api.post(f"/v1/tenants/{tenant}/webhook-secret/rotate", headers=headers).json()["secret"]
+    assert tenants.webhook_secrets(tenant) == [newest, newer]
+    last = api.post(f"/v1/tenants/{tenant}/webhook-secret/rotate", params={"grace_s": 0}, headers=headers).json()
+    assert last["previous_expires_at"] is None and tenants.webhook_secrets(tenant) == [last["secret"]]
+
+
+def test_rotation_grace_is_validated(api: TestClient) -> None:
+    headers, tenant = new_key(api)
+    for grace in ("-1", "nan", "inf", "-inf", "1e400", "2592001", "9" * 400, "1.5", "x"):
+        resp = api.post(f"/v1/tenants/{tenant}/webhook-secret/rotate", params={"grace_s": grace}, headers=headers)
+        assert resp.status_code == 422 and resp.json()["error"]["code"] == "validation_error", grace
+    for bad_tenant in ("a:b", "x" * 65):
+        resp = api.get(f"/v1/tenants/{bad_tenant}/webhook-secret", headers=headers)
+        assert resp.status_code == 422, bad_tenant
+
+
+def _v1_count(header: str) -> int:
+    return sum(1 for part in header.split(",") if part.startswith("v1="))
+
+
+def test_rotation_signs_with_both_secrets_during_grace(api: TestClient) -> None:
+    """Through the real worker: during the grace a delivery verifies with the old or the new secret."""
+    headers, tenant = new_key(api)
     old = api.get(f"/v1/tenants/{tenant}/webhook-secret", headers=headers).json()["secret"]
     new = api.post(f"/v1/tenants/{tenant}/webhook-secret/rotate", headers=headers).json()["secret"]
-    assert old != new and new.startswith("whsec_")
-    assert api.get(f"/v1/tenants/{tenant}/webhook-secret", headers=headers).json()["secret"] == new
+    with webhook_receiver() as rx:
+        api.post("/v1/moderations", json={"text": "rotating", "callback_url": rx.url()}, headers=headers)
+        poll(lambda: len(rx.requests) >= 1, 60)
+        delivery = rx.requests[0]
+        signature = delivery.headers["x-moderation-signature"]
+        assert signature.startswith("t=") and _v1_count(signature) == 2
+        now = int(time.time())
+        assert verify_webhook(new, signature, delivery.body, now)
+        assert verify_webhook(old, signature, delivery.body, now)
+        assert verify_webhook([old, new], signature, delivery.body, now)
+        assert not verify_webhook("whsec_wrong", signature, delivery.body, now)
+        assert not verify_webhook(new, signature, delivery.body + b" ", now)
+        # Signature order: the new secret's first.
+        ts = int(signature.split(",")[0][2:])
+        assert signature == sign_webhook([new, old], ts, delivery.body)
+
+        # Ending the grace: the next delivery carries only the newest secret's signature.
+        newest = api.post(f"/v1/tenants/{tenant}/webhook-secret/rotate", params={"grace_s": 0},
+                          headers=headers).json()["secret"]
+        api.post("/v1/moderations", json={"text": "rotated", "callback_url": rx.url()}, headers=headers)
+        poll(lambda: len(rx.requests) >= 2, 60)
+        delivery = rx.requests[1]
+        signature = delivery.headers["x-moderation-signature"]
+        assert _v1_count(signature) == 1
+        assert verify_webhook(newest, signature, delivery.body, int(time.time()))
+        assert not verify_webhook(new, signature, delivery.body, int(time.time()))
+        assert not verify_webhook(old, signature, delivery.body, int(time.time()))
+
+
+def test_verify_webhook_parsing() -> None:
+    body = b'{"x":1}'
+    header = sign_webhook(["whsec_a", "whsec_b"], 1000, body)
+    assert verify_webhook("whsec_a", header, body, 1000) and verify_webhook("whsec_b", header, body, 1000)
+    assert verify_webhook("whsec_a", sign_webhook("whsec_a", 1000, body), body, 1000)
+    assert not verify_webhook("whsec_a", header, body, 1000 + 301)  # outside the tolerance
+    assert not verify_webhook([], header, body, 1000)
+    v1_a = header.split(",")[1]
+    for bad in ("", "garbage", "t=1000", f"t=abc,{v1_a}", f"{v1_a}", f"t=1000,t=1000,{v1_a}",
+                f"t=1000,{v1_a},junk", "v1=,t=1000", f"t=999,{v1_a}"):
+        assert not verify_webhook("whsec_a", bad, body, 1000), bad
+    assert verify_webhook("whsec_a", f"t=1000, {v1_a}", body, 1000)  # whitespace after commas is tolerated
 
 
 def test_outbox_resends_a_lost_webhook(redis_server, tiny_model, tmp_path) -> None:  # type: ignore[no-untyped-def]

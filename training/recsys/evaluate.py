@@ -1,8 +1,10 @@
-"""Owns the recommender evaluation CLI: k-fold RMSE/MAE and ranking@10, ours vs scikit-surprise on the same folds.
+"""Owns the recommender evaluation CLI: k-fold RMSE/MAE and ranking@10 per history length, ours vs scikit-surprise
+and popularity on the same folds, in one run.
 
     python -m training.recsys.evaluate [--folds 5] [--out var/eval/recsys] [--no-surprise] [--no-sweep]
 
-Prints one table, writes results.json and rmse_sweep.png (RMSE vs factors and vs epochs) under --out.
+Prints the RMSE table and the ranking tables (training.recsys.ranking), writes results.json and rmse_sweep.png
+(RMSE vs factors and vs epochs) under --out.
 """
 
 from __future__ import annotations
@@ -17,18 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from models.recsys.base import Recommender
 from models.recsys.content import ContentTfidf
 from models.recsys.data import Ratings, kfold_indices, load_items, load_ratings
-from models.recsys.engine import hybrid_scores
 from models.recsys.knn import UserKNN
 from models.recsys.metadata import enrich
-from models.recsys.popular import Popularity
 from models.recsys.svd import SVD
 from training.recsys.fetch import DEFAULT_DATA_DIR, fetch
-from training.recsys.metrics import mae, per_user_ranking, ranking_at_k, rmse
+from training.recsys.metrics import mae, rmse
+from training.recsys.ranking import evaluate_ranking, print_ranking
 
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -65,32 +67,6 @@ class SurpriseRunner:
         return run
 
 
-def catalogue_ranking(scores_for: Callable[[int], np.ndarray], train: Ratings, test: Ratings,
-                      k: int = 10, min_support: int = 10) -> tuple[float, float, float]:
-    """P/R/NDCG@k ranking every unrated catalogue item (with >= min_support train ratings) per test user."""
-    seen: dict[int, set[int]] = {}
-    for u, i in zip(train.users.tolist(), train.items.tolist(), strict=True):
-        seen.setdefault(u, set()).add(i)
-    relevant: dict[int, set[int]] = {}
-    for u, i, r in zip(test.users.tolist(), test.items.tolist(), test.values.tolist(), strict=True):
-        if r >= 4.0:
-            relevant.setdefault(u, set()).add(i)
-    thin = np.bincount(train.items, minlength=train.n_items) < min_support
-    ps, rs, ns = [], [], []
-    for u, rel in relevant.items():
-        s = scores_for(u).astype(np.float64, copy=True)
-        s[list(seen.get(u, ()))] = -np.inf
-        s[thin] = -np.inf
-        s = np.nan_to_num(s, nan=-np.inf)
-        top = np.argpartition(-s, k)[: k + 1]
-        top = top[np.lexsort((top, -s[top]))][:k]
-        p, r, n = ranking_at_k(top.tolist(), rel, k)
-        ps.append(p)
-        rs.append(r)
-        ns.append(n)
-    return float(np.mean(ps)), float(np.mean(rs)), float(np.mean(ns))
-
-
 def _ours(name: str, catalogue: dict[str, Any]) -> Recommender:
     if name == "svd":
         return SVD()
@@ -99,7 +75,8 @@ def _ours(name: str, catalogue: dict[str, Any]) -> Recommender:
     return ContentTfidf(catalogue)
 
 
-def evaluate(data_dir: Path, n_folds: int, seed: int, with_surprise: bool) -> dict[str, Any]:
+def evaluate(data_dir: Path, n_folds: int, seed: int, with_surprise: bool,
+             with_ranking: bool = True, ranking_folds: int | None = None) -> dict[str, Any]:
     data = load_ratings(data_dir / "ml-100k")
     catalogue = load_items(data_dir / "ml-100k")
     coverage = enrich(catalogue, data_dir / "film-metadata" / "movies.db", data_dir / "plots" / "movies.csv")
@@ -108,8 +85,6 @@ def evaluate(data_dir: Path, n_folds: int, seed: int, with_surprise: bool) -> di
     names = ["svd", "knn", "content"] + (["surprise_svd", "surprise_knn_pearson"] if runner else [])
     res: dict[str, dict[str, list[float]]] = {n: {"rmse": [], "mae": [], "fit_s": [], "predict_s": []}
                                               for n in names}
-    ranking: dict[str, dict[str, float]] = {}
-    fold0_models: dict[str, Recommender] = {}
     for f, test_idx in enumerate(tqdm(folds, desc="folds")):
         train_idx = np.setdiff1d(np.arange(len(data)), test_idx)
         train, test = data.subset(train_idx), data.subset(test_idx)
@@ -128,42 +103,21 @@ def evaluate(data_dir: Path, n_folds: int, seed: int, with_surprise: bool) -> di
                 model = _ours(name, catalogue).fit(train)
                 fit_s = time.perf_counter() - t0
                 predict = model.predict_many
-                if f == 0:
-                    fold0_models[name] = model
             t0 = time.perf_counter()
             est = predict(test.users, test.items)
             pred_s = time.perf_counter() - t0
             for key, val in (("rmse", rmse(est, test.values)), ("mae", mae(est, test.values)),
                              ("fit_s", fit_s), ("predict_s", pred_s)):
                 res[name][key].append(val)
-            if f == 0:  # fold 0 doubles as the held-out split for ranking metrics
-                p, r, n = per_user_ranking(test.users, test.items, test.values, est)
-                ranking[name] = {"p@10_testitems": p, "r@10_testitems": r, "ndcg@10_testitems": n}
-                if not name.startswith("surprise"):
-                    p, r, n = catalogue_ranking(model.scores_for_user, train, test)
-                elif name == "surprise_svd":
-                    p, r, n = catalogue_ranking(_surprise_svd_scores(fitted, data), train, test)
-                else:
-                    continue  # KNNWithMeans has no vectorised scorer; 1.5M Python predict calls is too slow
-                ranking[name].update({"p@10_catalogue": p, "r@10_catalogue": r, "ndcg@10_catalogue": n})
-        if f == 0:
-            pop = Popularity().fit(train)
-
-            def pop_scores(u: int, pop: Popularity = pop) -> np.ndarray:
-                return pop.scores
-
-            p, r, n = catalogue_ranking(pop_scores, train, test)
-            ranking["popularity"] = {"p@10_catalogue": p, "r@10_catalogue": r, "ndcg@10_catalogue": n}
-            p, r, n = catalogue_ranking(lambda u: hybrid_scores(fold0_models, u), train, test)
-            ranking["hybrid"] = {"p@10_catalogue": p, "r@10_catalogue": r, "ndcg@10_catalogue": n}
+    ranking = evaluate_ranking(data, catalogue, folds[:ranking_folds], seed, runner) if with_ranking else {}
     if runner:
         runner.close()
     summary = {n: {k: float(np.mean(v)) for k, v in m.items()} for n, m in res.items()}
     return {"folds": n_folds, "seed": seed, "ratings": len(data), "coverage": coverage.as_dict(),
-            "cv": summary, "cv_per_fold": res, "ranking_fold0": ranking}
+            "cv": summary, "cv_per_fold": res, "ranking": ranking}
 
 
-def _surprise_svd_scores(algo: Any, data: Ratings) -> Callable[[int], np.ndarray]:
+def surprise_svd_scores(algo: Any, data: Ratings) -> Callable[[int], np.ndarray]:
     """Surprise SVD's own fitted parameters, scored for every item at once (same formula as its predict)."""
     ts = algo.trainset
     # knows_item() takes an *inner* id in Surprise; map raw ids through its own raw->inner table.
@@ -234,25 +188,20 @@ def sweep(data_dir: Path, seed: int, out_png: Path, with_surprise: bool) -> dict
 
 
 def print_table(r: dict[str, Any]) -> None:
-    cv, rk = r["cv"], r["ranking_fold0"]
-    print(f"\n{r['folds']}-fold CV on {r['ratings']} ratings (seed {r['seed']}); ranking on fold 0")
-    print(f"{'algorithm':<22}{'RMSE':>8}{'MAE':>8}{'fit s':>8}{'pred s':>8}{'P@10t':>8}{'NDCG@10t':>9}"
-          f"{'P@10c':>8}{'NDCG@10c':>9}")
-    for name in list(cv) + [n for n in rk if n not in cv]:
-        m, k = cv.get(name, {}), rk.get(name, {})
-
-        def f(d: dict[str, float], key: str, w: int = 8) -> str:
-            return f"{d[key]:>{w}.4f}" if key in d else " " * (w - 1) + "-"
-
-        print(f"{name:<22}{f(m, 'rmse')}{f(m, 'mae')}{f(m, 'fit_s')}{f(m, 'predict_s')}"
-              f"{f(k, 'p@10_testitems')}{f(k, 'ndcg@10_testitems', 9)}{f(k, 'p@10_catalogue')}"
-              f"{f(k, 'ndcg@10_catalogue', 9)}")
+    cv = r["cv"]
+    print(f"\n{r['folds']}-fold CV on {r['ratings']} ratings (seed {r['seed']})")
+    print(f"{'algorithm':<22}{'RMSE':>8}{'MAE':>8}{'fit s':>8}{'pred s':>8}")
+    for name, m in cv.items():
+        print(f"{name:<22}{m['rmse']:>8.4f}{m['mae']:>8.4f}{m['fit_s']:>8.3f}{m['predict_s']:>8.3f}")
     if "surprise_svd" in cv:
-        print(f"\nSVD fit time ratio ours/surprise: {cv['svd']['fit_s'] / cv['surprise_svd']['fit_s']:.2f}"
-              f" (goal <= 0.5); RMSE {cv['svd']['rmse']:.4f} (goal <= 0.934)")
+        print(f"\nSVD fit time ratio ours/surprise (mean of folds, not interleaved; see bench/bench_svd.py): "
+              f"{cv['svd']['fit_s'] / cv['surprise_svd']['fit_s']:.2f}; RMSE {cv['svd']['rmse']:.4f} vs "
+              f"{cv['surprise_svd']['rmse']:.4f}")
         kn, sk = cv["knn"], cv["surprise_knn_pearson"]
         print(f"kNN RMSE ours {kn['rmse']:.4f} vs surprise {sk['rmse']:.4f}; fit+predict time ratio "
               f"{(kn['fit_s'] + kn['predict_s']) / (sk['fit_s'] + sk['predict_s']):.2f}")
+    if r.get("ranking"):
+        print_ranking(r["ranking"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,7 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=DEFAULT_DATA_DIR.parent / "eval" / "recsys")
     ap.add_argument("--no-surprise", action="store_true", help="skip the scikit-surprise baseline")
     ap.add_argument("--no-sweep", action="store_true", help="skip the RMSE vs factors/epochs plot")
+    ap.add_argument("--no-ranking", action="store_true", help="skip the per-history-length ranking tables")
+    ap.add_argument("--ranking-folds", type=int, default=None, help="rank on the first N folds only (default all)")
     args = ap.parse_args(argv)
+    threadpool_limits(1)  # as the companion runs; oversubscribed BLAS threads on 2 cores distort every time
     fetch(args.data_dir)
     with_surprise = not args.no_surprise
     if with_surprise:
@@ -272,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("scikit-surprise not installed: pip install scikit-surprise==1.1.5 (baseline skipped)")
             with_surprise = False
-    results = evaluate(args.data_dir, args.folds, args.seed, with_surprise)
+    results = evaluate(args.data_dir, args.folds, args.seed, with_surprise, not args.no_ranking,
+                       args.ranking_folds)
     if not args.no_sweep:
         results["sweep"] = sweep(args.data_dir, args.seed, args.out / "rmse_sweep.png", with_surprise)
     args.out.mkdir(parents=True, exist_ok=True)

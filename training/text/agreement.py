@@ -44,7 +44,8 @@ def report(second_pass: Path = SECOND_PASS) -> dict[str, Any]:
         for c in (*TOP_LEVEL, *(c for c in TAXONOMY if c not in TOP_LEVEL)):
             x, y = [c in a for a, _ in sub], [c in b for _, b in sub]
             cats[c] = {"kappa": cohen_kappa(x, y), "first": sum(x), "second": sum(y)}
-        harmful = cohen_kappa([bool(set(a) - {"profanity"}) for a, _ in sub], [bool(set(b) - {"profanity"}) for _, b in sub])
+        harmful = cohen_kappa([bool(set(a) - {"profanity"}) for a, _ in sub],
+                              [bool(set(b) - {"profanity"}) for _, b in sub])
         out["categories"][lang] = {"n": len(sub), "harmful_vs_benign": harmful, **cats}
     return out
 

@@ -6,8 +6,8 @@ import logging
 import time
 from typing import Any
 
-from service.core.domain import Item, Verdict
 from common.language import detect_language
+from service.core.domain import Item, Verdict
 from service.core.policy import Policy
 from service.store.items import LIVE, verdict_key
 from workers import runtime

@@ -18,7 +18,7 @@ from celery import Task
 from service.core.domain import Delivery
 from service.core.queue import WEBHOOK_TASK
 from service.core.security import sign_webhook
-from service.core.urls import CallbackUrlError, resolve_callback
+from service.core.urls import CallbackUrlError, check_callback
 from service.core.views import public_item
 from service.store.apikeys import TenantStore
 from service.store.items import OUTBOX_KEY
@@ -58,7 +58,7 @@ def deliver(self: Task, item_id: str, event: str) -> None:
     attempt: Delivery = {"attempt": self.request.retries + 1, "at": time.time(), "url": url,
                                "event": event, "ok": False, "final": False}
     try:
-        pinned_ip = resolve_callback(url, settings.callback_allow_hosts, settings.callback_allow_http)
+        pinned_ip = check_callback(url, settings)
     except CallbackUrlError as exc:
         rt.items.record_delivery(item_id, {**attempt, "error": f"refused: {exc}", "final": True})  # type: ignore[typeddict-item]
         return

@@ -7,17 +7,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from service.core.errors import Forbidden, InvalidInput, NotFound
+from service.core.errors import AUTH_ERRORS, Forbidden, InvalidInput, NotFound, responses
 from service.core.security import TENANT_PATTERN, Principal, Role
 from service.gateway.deps import AdminOnly, JsonBody, PlatformOrAdmin, ServicesDep
 from service.gateway.schemas import AuditPage, KeyCreate, KeyCreated, KeyInfo, WebhookSecret
 from service.store.apikeys import DEFAULT_WEBHOOK_GRACE_S
 
-router = APIRouter(prefix="/v1", tags=["admin"])
+router = APIRouter(prefix="/v1", tags=["admin"], responses=responses(*AUTH_ERRORS))
 
 TenantPath = Annotated[str, Path(max_length=64, pattern=TENANT_PATTERN)]
 KeyIdPath = Annotated[str, Path(max_length=64)]
 MAX_WEBHOOK_GRACE_S = 30 * 86400
+_TENANT_404 = {404: "`tenant_not_found`: a tenant this key cannot see"}
 STREAM_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
 
 
@@ -27,7 +28,10 @@ def _superadmin(principal: Principal) -> Principal:
     return principal
 
 
-@router.post("/keys", status_code=201, response_model=KeyCreated, dependencies=[JsonBody])
+@router.post("/keys", status_code=201, response_model=KeyCreated, dependencies=[JsonBody],
+             responses=responses(400, 403, 413, 415, 422, notes={
+                 403: "`forbidden_role` (not an admin), `forbidden_tenant` (a tenant admin naming another tenant), "
+                      "`forbidden_key_role` (a tenant admin asking for an admin or superadmin key)"}))
 def create_key(body: KeyCreate, services: ServicesDep, principal: AdminOnly) -> dict[str, Any]:
     """Create an API key for a tenant and role; the plaintext key is returned only here.
 
@@ -52,7 +56,9 @@ def list_keys(services: ServicesDep, principal: AdminOnly) -> list[dict[str, Any
     return services.keys.list(None if principal.is_superadmin else principal.tenant)
 
 
-@router.delete("/keys/{key_id}", status_code=204)
+@router.delete("/keys/{key_id}", status_code=204, responses=responses(403, 404, 422, notes={
+    403: "`forbidden_role` (not an admin), `forbidden_key_role` (a tenant admin revoking an admin key)",
+    404: "`key_not_found` (also another tenant's key)"}))
 def revoke_key(key_id: KeyIdPath, services: ServicesDep, principal: AdminOnly) -> Response:
     """Revoke a key immediately and for good (its id is tombstoned; gateway restarts do not bring it back).
 
@@ -77,14 +83,15 @@ def _stream_cursor(cursor: str | None) -> str | None:
     """
     if not cursor:
         return None
-    match = STREAM_ID.match(cursor)
+    match = STREAM_ID.fullmatch(cursor)
     parts = (int(match[1]), int(match[2])) if match else (0, 0)
     if parts == (0, 0) or max(parts) >= 2**64:
         raise InvalidInput("cursor is not valid: pass the `next_cursor` of the previous page", code="invalid_cursor")
     return cursor
 
 
-@router.get("/audit/keys", response_model=AuditPage)
+@router.get("/audit/keys", response_model=AuditPage, responses=responses(403, 422, notes={
+    403: "`forbidden_role`: only superadmins read the audit log", 422: "`invalid_cursor`, `validation_error`"}))
 def key_audit(
     services: ServicesDep, principal: AdminOnly,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -110,14 +117,16 @@ def _tenant_for(principal: Principal, tenant: str) -> str:
     return tenant
 
 
-@router.get("/tenants/{tenant}/webhook-secret", response_model=WebhookSecret)
+@router.get("/tenants/{tenant}/webhook-secret", response_model=WebhookSecret,
+            responses=responses(404, 422, notes=_TENANT_404))
 def get_webhook_secret(tenant: TenantPath, services: ServicesDep, principal: PlatformOrAdmin) -> dict[str, Any]:
     """The tenant's webhook signing secret (created on first request), and when a rotated-out one expires."""
     secret = services.tenants.webhook_secret(_tenant_for(principal, tenant))
     return {"tenant": tenant, "secret": secret, "previous_expires_at": services.tenants.previous_expires_at(tenant)}
 
 
-@router.post("/tenants/{tenant}/webhook-secret/rotate", response_model=WebhookSecret)
+@router.post("/tenants/{tenant}/webhook-secret/rotate", response_model=WebhookSecret,
+             responses=responses(404, 413, 422, notes=_TENANT_404))
 def rotate_webhook_secret(
     tenant: TenantPath, services: ServicesDep, principal: PlatformOrAdmin,
     grace_s: Annotated[int, Query(ge=0, le=MAX_WEBHOOK_GRACE_S, description=(

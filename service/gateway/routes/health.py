@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
-from service.core.errors import ErrorBody, Unauthorized, error_body, responses
+from service.core.errors import ErrorBody, Unauthorized, error_body, json_error_response
 from service.gateway.deps import PresentedKey, Services, ServicesDep
 from service.store import keys
 from service.store.items import PENDING_KEY, ItemStore
@@ -131,8 +131,8 @@ metrics_scheme = HTTPBearer(scheme_name="MetricsToken", auto_error=False,
     "/metrics", response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                      "description": "Prometheus text exposition format 0.0.4"},
-               **responses(401, notes={401: "`invalid_metrics_token`: `metrics_token` is set and the request "
-                                            "lacks it"})},
+               **json_error_response(401, "`invalid_metrics_token`: `metrics_token` is set and the request "
+                                          "lacks it")},
     # Open unless `metrics_token` is configured.
     openapi_extra={"security": [{}]},
 )

@@ -31,12 +31,13 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": Moderation, "description": "Verdict ready within `wait` (the same document as a GET)"},
     202: {"model": Accepted, "description": "Queued, or not final within `wait`; poll `status_url`"},
     **responses(400, 409, 413, 415, 422, *AUTH_ERRORS, notes={
-        400: "`empty_file`",
+        400: "`empty_file`, `bad_request` (malformed multipart body)",
         409: "`idempotency_conflict`: the Idempotency-Key was used with a different upload",
         413: "`file_too_large`, `body_too_large`",
         415: "`unsupported_format`, `audio_only`, `wrong_media_kind`",
         422: "`validation_error` (form fields, `metadata` not a JSON object ≤ 8 KiB), `invalid_callback_url`",
-        503: "`store_unavailable`, `queue_unavailable`: nothing was queued, retry after `Retry-After`",
+        503: "`store_unavailable`, `queue_unavailable`, `queue_full` (backlog over its limit): retry after "
+             "`Retry-After` with the same Idempotency-Key",
     }),
 }
 
@@ -53,6 +54,10 @@ def _metadata(raw: str | None) -> dict[str, Any] | None:
         raise InvalidInput("metadata must be a JSON object", code="validation_error") from exc
     if not isinstance(value, dict):
         raise InvalidInput("metadata must be a JSON object of at most 8 KiB", code="validation_error")
+    try:  # a JSON escape can smuggle in a lone surrogate, which no response could encode later
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput("metadata contains invalid Unicode", code="invalid_text") from exc
     return value
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import math
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.core.errors import ApiError, InvalidInput, NotFound
+from service.core.errors import AUTH_ERRORS, ApiError, InvalidInput, NotFound, responses
 from service.core.security import TENANT_PATTERN, Principal
-from service.core.urls import CallbackUrlError, validate_callback_url
+from service.core.urls import CallbackUrlError, check_callback
 from service.core.views import public_item
 from service.gateway.deps import AnyRole, JsonBody, PlatformOrAdmin, ServicesDep, visible_item
 from service.gateway.schemas import (
@@ -32,15 +32,21 @@ from service.gateway.submit import (
 )
 from service.store.items import FINAL, NewItem
 
-router = APIRouter(prefix="/v1/moderations", tags=["moderations"])
+router = APIRouter(prefix="/v1/moderations", tags=["moderations"], responses=responses(*AUTH_ERRORS))
 
 IdemHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 WaitQuery = Annotated[float | None, Query(ge=0, le=10, allow_inf_nan=False,
                                           description="Seconds to wait for the verdict (≤ 10).")]
 # Item ids are `mod_` + ~28 hex chars; the bound only keeps absurd paths out of Redis lookups.
 ItemIdPath = Annotated[str, Path(min_length=1, max_length=128)]
-# Creation times are unix seconds; this bound (year ~5138) rejects magnitudes no page can start from.
-MAX_TIME_CURSOR = 1e11
+# `next_cursor` is a creation time printed `%.6f`; up to 11 integer digits (year ~5138) always fits.
+TIME_CURSOR = re.compile(r"^\d{1,11}(\.\d{1,9})?$")
+_ITEM_404 = {404: "`moderation_not_found` (also another tenant's item: ids cannot be probed)"}
+_SUBMIT_ERRORS = {
+    409: "`idempotency_conflict`: the Idempotency-Key was used with a different body",
+    413: "`text_too_long`, `batch_too_large`, `body_too_large`",
+    422: "`validation_error`, `empty_text`, `invalid_text`, `invalid_callback_url`, `metadata_too_large`",
+}
 
 
 def _new_text_item(services: ServicesDep, principal: Principal, req: ModerationRequest) -> NewItem:
@@ -48,7 +54,7 @@ def _new_text_item(services: ServicesDep, principal: Principal, req: ModerationR
     check_text_limit(req.text, settings.max_text_chars)
     if req.callback_url:
         try:
-            validate_callback_url(req.callback_url, settings.callback_allow_hosts, settings.callback_allow_http)
+            check_callback(req.callback_url, settings)
         except CallbackUrlError as exc:
             raise InvalidInput(f"callback_url refused: {exc}", code="invalid_callback_url") from exc
     return NewItem(
@@ -67,7 +73,9 @@ def _new_text_item(services: ServicesDep, principal: Principal, req: ModerationR
     response_model=None,
     dependencies=[JsonBody],
     responses={200: {"model": Moderation, "description": "Verdict ready within `wait`"},
-               202: {"model": Accepted, "description": "Queued; poll `status_url`"}},
+               202: {"model": Accepted, "description": "Queued; poll `status_url`"},
+               **responses(400, 409, 413, 415, 422,
+                           notes={**_SUBMIT_ERRORS, 413: "`text_too_long`, `body_too_large`"})},
 )
 async def submit(
     body: ModerationRequest, services: ServicesDep, principal: PlatformOrAdmin, response: Response,
@@ -88,7 +96,8 @@ async def submit(
     return accepted(ids[0])
 
 
-@router.post("/batch", status_code=202, response_model=BatchAccepted, dependencies=[JsonBody])
+@router.post("/batch", status_code=202, response_model=BatchAccepted, dependencies=[JsonBody],
+             responses=responses(400, 409, 413, 415, 422, notes=_SUBMIT_ERRORS))
 async def submit_batch(
     body: BatchRequest, services: ServicesDep, principal: PlatformOrAdmin,
     idempotency_key: IdemHeader = None,
@@ -116,30 +125,29 @@ async def submit_batch(
     return {"items": [accepted(i) for i in ids]}
 
 
-@router.get("/{item_id}", response_model=Moderation, response_model_exclude_none=False)
+@router.get("/{item_id}", response_model=Moderation, response_model_exclude_none=False,
+            responses=responses(404, 422, notes=_ITEM_404))
 def get_moderation(item_id: ItemIdPath, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
     """Status and, when done, the verdict of one moderation."""
     return public_item(visible_item(services, principal, item_id))
 
 
 def parse_time_cursor(cursor: str | None) -> float | None:
-    """A listing cursor: the `next_cursor` of the previous page, i.e. a creation time (unix seconds).
+    """A listing cursor: the `next_cursor` of the previous page, i.e. a creation time (unix seconds, decimal).
 
-    Anything but a finite number in [0, MAX_TIME_CURSOR] (nan, inf, garbage, absurd magnitudes) is a 422
-    `invalid_cursor`; unchecked, Redis would reject the score bound and the request would end in a 500.
+    Anything else (nan, inf, exponents, underscores, garbage, more than 11 integer digits) is a 422
+    `invalid_cursor`; unchecked, Redis would reject a nan score bound and the request would end in a 500.
     """
     if not cursor:
         return None
-    try:
-        value = float(cursor)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0 <= value <= MAX_TIME_CURSOR):
+    if not TIME_CURSOR.fullmatch(cursor):
         raise InvalidInput("cursor is not valid: pass the `next_cursor` of the previous page", code="invalid_cursor")
-    return value
+    return float(cursor)
 
 
-@router.get("", response_model=ModerationList)
+@router.get("", response_model=ModerationList, responses=responses(404, 422, notes={
+    404: "`tenant_not_found`: `tenant` names a tenant this key cannot see",
+    422: "`invalid_cursor`, `tenant_required` (superadmins with `external_id`), `validation_error`"}))
 def list_moderations(
     services: ServicesDep, principal: AnyRole,
     external_id: Annotated[str | None, Query(max_length=256)] = None,
@@ -170,7 +178,7 @@ def list_moderations(
     return {"items": [public_item(i) for i in items], "next_cursor": next_cursor}
 
 
-@router.get("/{item_id}/webhooks", response_model=DeliveryList)
+@router.get("/{item_id}/webhooks", response_model=DeliveryList, responses=responses(404, 422, notes=_ITEM_404))
 def list_deliveries(item_id: ItemIdPath, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
     """Every webhook delivery attempt for this moderation, oldest first."""
     visible_item(services, principal, item_id)

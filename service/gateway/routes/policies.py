@@ -1,41 +1,73 @@
-"""Owns reading the effective policy of a tenant and admin overrides of its thresholds."""
+"""Owns reading the effective policy of a tenant and admin overrides of its thresholds.
+
+Every route is tenant-scoped: a key reaches only the tenants it can see (`Principal.can_see`), and another
+tenant answers 404 `tenant_not_found`, so a tenant admin can neither read nor change someone else's policy.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from service.core.errors import InvalidInput, NotFound
+from service.core.errors import AUTH_ERRORS, InvalidInput, NotFound, responses
 from service.core.policy import PolicyError
+from service.core.security import TENANT_PATTERN, Principal
 from service.gateway.deps import AdminOnly, AnyRole, JsonBody, ServicesDep
-from service.gateway.schemas import PolicyOverride
 
-router = APIRouter(prefix="/v1/policies", tags=["policies"])
+router = APIRouter(prefix="/v1/policies", tags=["policies"], responses=responses(*AUTH_ERRORS))
+
+TenantPath = Annotated[str, Path(max_length=64, pattern=TENANT_PATTERN)]
 
 
-@router.get("/{tenant}")
-def get_policy(tenant: str, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
-    """Effective policy (base file + tenant override) and its version id."""
+class PolicyOverride(BaseModel):
+    """A tenant's override of the base policy: per-category thresholds, extra blocklist terms."""
+
+    # strict: `"review_blocked": 0` or a threshold sent as a string is a client bug, refused rather than coerced.
+    model_config = ConfigDict(extra="forbid", strict=True)
+    categories: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="category -> `{review, block}` with 0 ≤ review ≤ block ≤ 1.")
+    blocklist_terms: list[str] = Field(default_factory=list)
+    review_blocked: bool | None = Field(None, description="Also send automated blocks to human review.")
+_TENANT_404 = "`tenant_not_found`: a tenant this key cannot see"
+
+
+def _tenant(principal: Principal, tenant: str) -> str:
     if not principal.can_see(tenant):
         raise NotFound(f"no tenant {tenant!r}", code="tenant_not_found")
-    return services.policies.effective(tenant).to_dict()
+    return tenant
 
 
-@router.put("/{tenant}", dependencies=[JsonBody])
-def put_policy(tenant: str, body: PolicyOverride, services: ServicesDep, _: AdminOnly) -> dict[str, Any]:
+@router.get("/{tenant}", responses=responses(404, 422, notes={404: _TENANT_404}))
+def get_policy(tenant: TenantPath, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
+    """Effective policy (base file + tenant override) and its version id."""
+    return services.policies.effective(_tenant(principal, tenant)).to_dict()
+
+
+@router.put("/{tenant}", dependencies=[JsonBody], responses=responses(400, 404, 413, 415, 422, notes={
+    404: _TENANT_404,
+    422: "`invalid_policy` (thresholds not 0 ≤ review ≤ block ≤ 1), `invalid_text`, `validation_error`"}))
+def put_policy(tenant: TenantPath, body: PolicyOverride, services: ServicesDep,
+               principal: AdminOnly) -> dict[str, Any]:
     """Replace the tenant's override; bumps its version so new verdicts record it."""
+    for text in (*body.blocklist_terms, *body.categories):
+        try:  # a stored lone surrogate would break every later read of this tenant's policy (a 500 each time)
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInput("policy text is not valid Unicode (lone surrogate)", code="invalid_text") from exc
     try:
-        policy = services.policies.put_override(tenant, body.categories, body.blocklist_terms,
+        policy = services.policies.put_override(_tenant(principal, tenant), body.categories, body.blocklist_terms,
                                                 body.review_blocked)
     except PolicyError as exc:
         raise InvalidInput(str(exc), code="invalid_policy") from exc
     return policy.to_dict()
 
 
-@router.delete("/{tenant}", status_code=204)
-def delete_policy(tenant: str, services: ServicesDep, _: AdminOnly) -> Response:
+@router.delete("/{tenant}", status_code=204, responses=responses(404, 422, notes={
+    404: f"`policy_not_found` (no override to drop), {_TENANT_404}"}))
+def delete_policy(tenant: TenantPath, services: ServicesDep, principal: AdminOnly) -> Response:
     """Drop the override; the tenant falls back to the base policy."""
-    if not services.policies.delete_override(tenant):
+    if not services.policies.delete_override(_tenant(principal, tenant)):
         raise NotFound(f"tenant {tenant!r} has no override", code="policy_not_found")
     return Response(status_code=204)

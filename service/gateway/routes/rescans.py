@@ -2,40 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.core.errors import Conflict, NotFound
+from service.core.errors import AUTH_ERRORS, Conflict, NotFound, responses
 from service.core.queue import RESCAN_PLAN_TASK
-from service.gateway.deps import AdminOnly, JsonBody, ServicesDep
+from service.gateway.deps import AdminOnly, JsonBody, ServicesDep, valid_unicode
 from service.store.rescans import RescanStore
 
-router = APIRouter(prefix="/v1/rescans", tags=["rescans"])
+router = APIRouter(prefix="/v1/rescans", tags=["rescans"], responses=responses(*AUTH_ERRORS))
+
+JobIdPath = Annotated[str, Path(max_length=64)]
+_NOT_FOUND = responses(404, 422, notes={404: "`rescan_not_found`"})
 
 
 class RescanFilter(BaseModel):
     """Which stored items to re-evaluate with the current model and policy (all conditions must hold)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON `false` or `"1"` is not a time or a count (lax mode would coerce it and run a wrong rescan).
+    model_config = ConfigDict(extra="forbid", strict=True)
     kind: Literal["text", "image", "video"] | None = None
     tenant: str | None = None
-    since: float | None = Field(None, description="created_at >= since (unix seconds)")
-    until: float | None = Field(None, description="created_at <= until (unix seconds)")
+    # Finite only: the filter is echoed back in every job view, and NaN/Infinity cannot be written as JSON.
+    since: float | None = Field(None, allow_inf_nan=False, description="created_at >= since (unix seconds)")
+    until: float | None = Field(None, allow_inf_nan=False, description="created_at <= until (unix seconds)")
     decision: Literal["allow", "review", "block"] | None = None
     model_version_not: str | None = Field(None, description="Skip items already scored by this model version "
                                           "(`name@version` or `version`).")
     policy_version_not: str | None = Field(None, description="Skip items already decided under this policy id.")
-    scored_before: float | None = Field(None, description="Only items whose verdict is older than this time.")
+    scored_before: float | None = Field(None, allow_inf_nan=False,
+                                       description="Only items whose verdict is older than this time.")
     limit: int | None = Field(None, ge=1)
+
+    @field_validator("tenant", "model_version_not", "policy_version_not")
+    @classmethod
+    def _unicode(cls, value: str | None) -> str | None:
+        return valid_unicode(value) if value is not None else None
 
 
 def _jobs(services: ServicesDep) -> RescanStore:
     return RescanStore(services.redis)
 
 
-@router.post("", status_code=202, dependencies=[JsonBody])
+@router.post("", status_code=202, dependencies=[JsonBody], responses=responses(400, 413, 415, 422, notes={
+    422: "`validation_error`, `invalid_text`"}))
 def start(body: RescanFilter, services: ServicesDep, principal: AdminOnly) -> dict[str, Any]:
     """Start a rescan job; it runs on the `rescan` queue in chunks and never starves live traffic."""
     jobs = _jobs(services)
@@ -50,8 +62,8 @@ def list_jobs(services: ServicesDep, _: AdminOnly) -> dict[str, Any]:
     return {"items": _jobs(services).recent()}
 
 
-@router.get("/{job_id}")
-def get_job(job_id: str, services: ServicesDep, _: AdminOnly) -> dict[str, Any]:
+@router.get("/{job_id}", responses=_NOT_FOUND)
+def get_job(job_id: JobIdPath, services: ServicesDep, _: AdminOnly) -> dict[str, Any]:
     """Progress: total, done, changed, unchanged, failed, skipped, rate and ETA."""
     job = _jobs(services).get(job_id)
     if job is None:
@@ -59,8 +71,9 @@ def get_job(job_id: str, services: ServicesDep, _: AdminOnly) -> dict[str, Any]:
     return job
 
 
-@router.post("/{job_id}/cancel")
-def cancel(job_id: str, services: ServicesDep, _: AdminOnly) -> dict[str, Any]:
+@router.post("/{job_id}/cancel", responses=responses(404, 409, 413, 422, notes={
+    404: "`rescan_not_found`", 409: "`rescan_finished`"}))
+def cancel(job_id: JobIdPath, services: ServicesDep, _: AdminOnly) -> dict[str, Any]:
     """Stop a running job; items not yet processed stay as they are."""
     jobs = _jobs(services)
     if jobs.get(job_id) is None:

@@ -11,20 +11,26 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.core.domain import Item
-from service.core.errors import ApiError, InvalidInput, NotFound
+from service.core.errors import AUTH_ERRORS, ApiError, InvalidInput, NotFound, responses
 from service.core.queue import WEBHOOK_TASK
 from service.core.security import TENANT_PATTERN, Principal
 from service.core.views import public_item
 from service.gateway.deps import AnyRole, JsonBody, ModeratorOrAdmin, PlatformOrAdmin, ServicesDep, visible_item
 from service.store.reviews import ReviewError
 
-router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
-appeals = APIRouter(prefix="/v1/moderations", tags=["moderations"])
+router = APIRouter(prefix="/v1/reviews", tags=["reviews"], responses=responses(*AUTH_ERRORS))
+appeals = APIRouter(prefix="/v1/moderations", tags=["moderations"], responses=responses(*AUTH_ERRORS))
 
 ItemIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 ITEM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+# A float as `repr` prints one (the cursor's score); no nan/inf spellings, underscores or whitespace.
+FLOAT = re.compile(r"^-?(\d{1,20}(\.\d{0,20})?|\.\d{1,20})([eE][-+]?\d{1,3})?$")
 TenantQuery = Annotated[str | None, Query(max_length=64, pattern=TENANT_PATTERN,
                                           description="Superadmins: required. Others: only their own tenant.")]
+_QUEUE_ERRORS = responses(404, 422, notes={
+    404: "`tenant_not_found`: `tenant` names a tenant this key cannot see",
+    422: "`tenant_required` (superadmins), `invalid_cursor`, `validation_error`"})
+_BODY = (400, 413, 415)
 # Finite and bounded: `inf` would pass `ge=0` and silently disable the filter.
 AgeQuery = Annotated[float | None, Query(ge=0, le=10 * 365 * 86400, allow_inf_nan=False)]
 
@@ -66,11 +72,8 @@ def parse_queue_cursor(cursor: str | None) -> tuple[float, str] | None:
     if not cursor:
         return None
     score_text, sep, item_id = cursor.partition(":")
-    try:
-        score = float(score_text)
-    except ValueError:
-        score = math.nan
-    if not (sep and math.isfinite(score) and ITEM_ID.match(item_id)):
+    score = float(score_text) if FLOAT.fullmatch(score_text) else math.nan
+    if not (sep and math.isfinite(score) and ITEM_ID.fullmatch(item_id)):
         raise InvalidInput("cursor is not valid: pass the `next_cursor` of the previous page", code="invalid_cursor")
     return score, item_id
 
@@ -87,7 +90,7 @@ def _raise(exc: ReviewError) -> ApiError:
     return ApiError(exc.message, code=exc.code, status=exc.status)
 
 
-@router.get("")
+@router.get("", responses=_QUEUE_ERRORS)
 def list_reviews(
     services: ServicesDep, principal: ModeratorOrAdmin,
     tenant: TenantQuery = None,
@@ -135,7 +138,7 @@ def list_reviews(
     return {"items": out, "next_cursor": next_cursor}
 
 
-@router.get("/stats")
+@router.get("/stats", responses=_QUEUE_ERRORS)
 def review_stats(services: ServicesDep, principal: ModeratorOrAdmin, tenant: TenantQuery = None) -> dict[str, Any]:
     """Pending by category and age bucket, decisions per moderator per day, median time-to-decision."""
     t = _tenant(principal, tenant)
@@ -144,7 +147,8 @@ def review_stats(services: ServicesDep, principal: ModeratorOrAdmin, tenant: Ten
     return services.reviews.stats(t, items)
 
 
-@router.post("/{item_id}/claim", dependencies=[JsonBody])
+@router.post("/{item_id}/claim", dependencies=[JsonBody], responses=responses(*_BODY, 404, 409, 422, notes={
+    404: "`review_not_found`", 409: "`already_claimed`, `not_in_review`, `appeal_needs_other_moderator`"}))
 def claim(item_id: ItemIdPath, body: ClaimRequest, services: ServicesDep,
           principal: ModeratorOrAdmin) -> dict[str, Any]:
     """Take (or renew) the lease on an item; exactly one moderator can hold it."""
@@ -157,7 +161,9 @@ def claim(item_id: ItemIdPath, body: ClaimRequest, services: ServicesDep,
     return {"id": item_id, "lease_holder": principal.key_id, "lease_expires_at": expires}
 
 
-@router.post("/{item_id}/decision", dependencies=[JsonBody])
+@router.post("/{item_id}/decision", dependencies=[JsonBody], responses=responses(*_BODY, 403, 404, 409, 422, notes={
+    403: "`forbidden_role`; `lease_required`: another moderator holds the lease", 404: "`review_not_found`",
+    409: "`lease_required`: claim the item first"}))
 def decide(item_id: ItemIdPath, body: DecisionRequest, services: ServicesDep,
            principal: ModeratorOrAdmin) -> dict[str, Any]:
     """Approve, remove or escalate; only the lease holder. Overrides the automated verdict."""
@@ -173,7 +179,9 @@ def decide(item_id: ItemIdPath, body: DecisionRequest, services: ServicesDep,
     return {"human": human, "moderation": _review_view(updated)}
 
 
-@appeals.post("/{item_id}/appeal", status_code=202, dependencies=[JsonBody])
+@appeals.post("/{item_id}/appeal", status_code=202, dependencies=[JsonBody],
+             responses=responses(*_BODY, 404, 409, 422, notes={
+                 404: "`moderation_not_found`", 409: "`not_appealable`, `appeal_pending`"}))
 def appeal(item_id: ItemIdPath, body: AppealRequest, services: ServicesDep,
            principal: PlatformOrAdmin) -> dict[str, Any]:
     """Send a finished item back to human review as an appeal (decided by a different moderator)."""
@@ -185,7 +193,7 @@ def appeal(item_id: ItemIdPath, body: AppealRequest, services: ServicesDep,
     return {"id": item_id, "review_status": "pending", "appeal": True}
 
 
-@appeals.get("/{item_id}/history")
+@appeals.get("/{item_id}/history", responses=responses(404, 422, notes={404: "`moderation_not_found`"}))
 def history(item_id: ItemIdPath, services: ServicesDep, principal: AnyRole) -> dict[str, Any]:
     """Every state change of the item, oldest first (from its Redis audit stream)."""
     visible_item(services, principal, item_id)
