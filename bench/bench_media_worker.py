@@ -1,20 +1,41 @@
-"""Images/s through the whole media path (upload → blob store → media worker → verdict), vs the bare
-pipeline function on the same files in the same run.
+"""Throughput of the whole media path (upload → blob store → media worker → verdict), against baselines measured
+in the same run.
 
-    python -m bench.bench_media_worker --n 40
+    python -m bench.bench_media_worker --n 40                  # images/s through the worker vs the bare pipeline
+    python -m bench.bench_media_worker --video 60 --repeat 5 [--baseline-tree DIR]
+
+Video mode uploads a generated 720p video (bench.bench_media.make_video: moving textures, a cut every 6.6 s) to a
+stack with one media worker (one process, `-c 1`) and times each item from `created_at` to `completed_at`, i.e.
+through the gateway, the queue, the worker and the verdict store. Real-time factor = video seconds / those
+seconds (goal: >= 40 on a 2-core worker, 1 fps sampling, both image models). In the same run, interleaved round
+by round, it times the bare pipeline in this process (`moderate_file`, warm) and raw OpenCV decoding of the file
+(the least work that yields its 1 fps frames) as a yardstick for the machine's current speed. With
+`--baseline-tree DIR` (another checkout, e.g. `git archive <commit> | tar -x -C DIR`; its `var/` may be a symlink
+to this one's) a second stack runs that code and is timed in the same rounds, so before/after come from one run.
+Prints the median and the minimum of each, and the load average, since shared machines vary between rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import io
+import os
+import statistics
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
 
 import httpx
 import numpy as np
 from PIL import Image
 
 from bench.stack import private_stack
+
+STACK_ENV = {"MOD_BOOTSTRAP_PLATFORM_KEY": "bench-key"}
+WORKERS = [("text", 1), ("media", 1)]
 
 
 def images(n: int) -> list[bytes]:
@@ -31,8 +52,6 @@ def images(n: int) -> list[bytes]:
 
 
 def bare(files: list[bytes], tmp: str) -> float:
-    from pathlib import Path
-
     from models.vision.pipeline import moderate_image_file
 
     paths = []
@@ -47,16 +66,13 @@ def bare(files: list[bytes], tmp: str) -> float:
     return len(paths) / (time.perf_counter() - start)
 
 
-def main() -> None:
+def bench_images(n: int) -> None:
     import tempfile
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=40)
-    args = parser.parse_args()
-    files = images(args.n)
+    files = images(n)
     with tempfile.TemporaryDirectory() as tmp:
         bare_rate = bare(files, tmp)
-    with private_stack({"MOD_BOOTSTRAP_PLATFORM_KEY": "bench-key"}, [("text", 1), ("media", 1)]) as (base, _):
+    with private_stack(STACK_ENV, WORKERS) as (base, _):
         headers = {"Authorization": "Bearer bench-key"}
         with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
             ids = [c.post("/v1/moderations/image", files={"file": (f"{i}.jpg", d)}).json()["id"]
@@ -69,10 +85,115 @@ def main() -> None:
                 time.sleep(1)
     done = [f for f in final if f["status"] == "done"]
     span = max(f["completed_at"] for f in done) - min(f["created_at"] for f in final)
-    print(f"images={args.n} (1280x960 JPEG) done={len(done)}")
+    print(f"images={n} (1280x960 JPEG) done={len(done)}")
     print(f"bare pipeline (decode+hash+2 models): {bare_rate:.1f} images/s")
     print(f"through upload + media worker: {len(done) / span:.1f} images/s  ratio {len(done) / span / bare_rate:.2f}")
 
 
+def _stack_from(tree: Path) -> Callable[..., AbstractContextManager[tuple[str, str]]]:
+    """`private_stack` of another checkout: its module-level ROOT (the processes' cwd) is that tree."""
+    spec = importlib.util.spec_from_file_location("baseline_stack", tree / "bench" / "stack.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{tree}/bench/stack.py not found")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.private_stack  # type: ignore[no-any-return]
+
+
+def _video_seconds(client: httpx.Client, data: bytes, name: str) -> float:
+    """Seconds from upload to verdict for one video, as the service recorded them."""
+    item_id = client.post("/v1/moderations/video", files={"file": (name, data)}).json()["id"]
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        item = client.get(f"/v1/moderations/{item_id}").json()
+        if item["status"] in ("done", "failed", "rejected"):
+            if item["status"] != "done":
+                raise RuntimeError(f"video item ended {item['status']}: {item.get('error')}")
+            return float(item["completed_at"]) - float(item["created_at"])
+        time.sleep(0.05)
+    raise TimeoutError(item_id)
+
+
+def _raw_decode(path: Path) -> float:
+    from bench.bench_media import raw_same_frames
+
+    start = time.perf_counter()
+    raw_same_frames(path)
+    return time.perf_counter() - start
+
+
+def _bare(path: Path) -> float:
+    from models.vision.pipeline import moderate_file
+
+    start = time.perf_counter()
+    moderate_file(path)
+    return time.perf_counter() - start
+
+
+def _summary(label: str, times: list[float], video_s: float) -> str:
+    med, low = statistics.median(times), min(times)
+    return (f"  {label:44} median {med:6.2f} s ({video_s / med:5.1f}x real time)   "
+            f"min {low:6.2f} s ({video_s / low:5.1f}x)")
+
+
+def bench_video(seconds: int, repeat: int, baseline_tree: Path | None) -> None:
+    from bench.bench_media import make_video
+    from training.vision.fetch import CACHE, fetch_models
+
+    fetch_models()
+    path = make_video(CACHE / "bench" / f"synthetic_{seconds}s_720p_mp4v_v3.mp4", seconds=seconds)
+    data = path.read_bytes()
+    stacks: dict[str, Callable[..., AbstractContextManager[tuple[str, str]]]] = {"worker (this tree)": private_stack}
+    if baseline_tree is not None:
+        stacks = {"worker (baseline tree)": _stack_from(baseline_tree.resolve()), **stacks}
+    load_before = os.getloadavg()
+    times: dict[str, list[float]] = {name: [] for name in stacks}
+    times["bare pipeline, this process"] = []
+    times["raw decode (grab all, retrieve 1 fps)"] = []
+    with contextlib.ExitStack() as es:
+        clients = {}
+        for name, factory in stacks.items():
+            base, _ = es.enter_context(factory(STACK_ENV, WORKERS))
+            clients[name] = es.enter_context(
+                httpx.Client(base_url=base, headers={"Authorization": "Bearer bench-key"}, timeout=120))
+            _video_seconds(clients[name], data, "warmup.mp4")  # models loaded, caches warm
+        _bare(path)
+        for r in range(repeat):
+            # Alternate the order each round so neither side always runs right after the other.
+            order: Iterator[str] = iter(list(clients) if r % 2 == 0 else list(reversed(clients)))
+            for name in order:
+                # Each upload needs a new content hash or the verdict cache answers: append 3 bytes after the
+                # container's last box (fewer than a box header's 8, so demuxers ignore them).
+                tag = r.to_bytes(2, "big") + list(clients).index(name).to_bytes(1, "big")
+                times[name].append(_video_seconds(clients[name], data + tag, f"bench_{r}.mp4"))
+            times["bare pipeline, this process"].append(_bare(path))
+            times["raw decode (grab all, retrieve 1 fps)"].append(_raw_decode(path))
+    load_after = os.getloadavg()
+    print(f"video: {path.name} ({seconds} s, 1280x720, 30 fps, mp4v), {repeat} interleaved rounds; "
+          f"cpus {os.cpu_count()}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
+    for name, values in times.items():
+        print(_summary(name, values, seconds))
+    ours = times["worker (this tree)"]
+    if baseline_tree is not None:
+        before = times["worker (baseline tree)"]
+        print(f"  speed-up vs baseline tree: median {statistics.median(before) / statistics.median(ours):.2f}x, "
+              f"min {min(before) / min(ours):.2f}x")
+    print(f"  worker vs bare pipeline (median): {statistics.median(times['bare pipeline, this process']) / statistics.median(ours):.2f}")  # noqa: E501
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=40, help="images mode: number of images")
+    parser.add_argument("--video", type=int, default=0, metavar="SECONDS", help="video mode: video length")
+    parser.add_argument("--repeat", type=int, default=5, help="video mode: interleaved rounds")
+    parser.add_argument("--baseline-tree", type=Path, default=None, help="video mode: checkout to compare with")
+    args = parser.parse_args()
+    if args.video:
+        bench_video(args.video, args.repeat, args.baseline_tree)
+    else:
+        bench_images(args.n)
+
+
 if __name__ == "__main__":
     main()
+

@@ -17,9 +17,8 @@ from companion.recs_runtime import RecsRuntime
 from companion.routes_faq import router as faq_router
 from companion.routes_recs import router as recs_router
 from companion.routes_recs_state import router as recs_state_router
-from companion.state import CompanionState, FaqRegistry, build_encoder, data_dir
+from companion.state import CompanionState, FaqRegistry, build_encoder, data_dir, faq_thresholds
 from models.faq.encoder import Encoder
-from models.faq.search import Thresholds
 from models.recsys.engine import RecEngine
 from service.core.config import Settings, get_settings
 
@@ -60,7 +59,8 @@ def create_app(settings: Settings | None = None, engine: RecEngine | None = None
         _limit_threads(c.compute_threads)
         client = redis.Redis.from_url(cfg.redis_url, socket_timeout=cfg.redis_socket_timeout_s)
         recs = start_recs(cfg, client, engine)
-        faq = FaqRegistry(c.faq_dir, encoder or build_encoder(cfg), Thresholds(c.faq_min_score, c.faq_min_gap))
+        enc = encoder or build_encoder(cfg)
+        faq = FaqRegistry(c.faq_dir, enc, faq_thresholds(cfg, enc))
         faq.reload()
         app.state.companion = CompanionState(cfg, recs, faq, client)
         log.info("companion ready: model %s, FAQ %s", recs.engine.version, sorted(faq.indexes))

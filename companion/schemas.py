@@ -103,11 +103,14 @@ class FaqQuestion(BaseModel):
     k: int = Field(default=3, ge=1)
     collection: str | None = Field(default=None, pattern=ID_PATTERN)
     tenant: str | None = Field(default=None, pattern=ID_PATTERN)
+    # Language of the answer; by default the question's own (detected from its script).
+    language: str | None = Field(default=None, pattern="^(en|zh)$")
 
 
 class FaqHit(BaseModel):
     id: str
     answer: str
+    language: str
     score: float
     matched_question: str
     tags: list[str]
@@ -119,6 +122,7 @@ class FaqAnswerOut(BaseModel):
     answer: FaqHit | None
     alternatives: list[FaqHit]
     collection: str
+    question_language: str
     thresholds: dict[str, float]
 
 

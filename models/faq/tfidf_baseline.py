@@ -14,6 +14,7 @@ class TfidfEncoder:
     """Fitted on the FAQ phrasings at first encode (the index build), then frozen for queries."""
 
     name = "tfidf"
+    center = False  # sparse lexical vectors: no shared offset to remove
 
     def __init__(self) -> None:
         self.word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, stop_words="english")

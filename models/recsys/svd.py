@@ -68,8 +68,10 @@ class SVD(Recommender):
 
     def fold_in(self, items: np.ndarray, ratings: np.ndarray) -> tuple[np.ndarray, float]:
         """Factors and bias for a user with these (inner item, rating) pairs, items fixed: no retrain."""
-        side = _Side(np.zeros(len(items), dtype=np.int64), items, ratings - self.global_mean, 1, len(self.bi))
-        P, bu = _half_step(side, self.Q, self.bi, self.reg, self.reg_bias)
+        # Only the rated items enter the solve: index them 0..n-1 so the cost is O(n), not O(catalogue).
+        n = len(items)
+        side = _Side(np.zeros(n, dtype=np.int64), np.arange(n), ratings - self.global_mean, 1, n)
+        P, bu = _half_step(side, self.Q[items], self.bi[items], self.reg, self.reg_bias)
         return P[0], float(bu[0])
 
     def scores_for_history(self, items: np.ndarray, ratings: np.ndarray) -> np.ndarray:

@@ -2,12 +2,17 @@
 
 Each classifier maps its labels onto our categories (`sexual`, `violence`) and reports name + version so a
 verdict records what scored it. Sessions are built lazily, once per process (see `load_classifiers`).
+
+Sessions are tuned for a media worker that runs both models at once beside a decoding thread
+(models.vision.scoring): each gets half the cores by default and never spin-waits, because spinning ORT threads
+burn the cores the other model and the decoder need (measured in bench/bench_media.py).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,11 +22,24 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageFilter
 
+from models.vision.onnx_graph import fuse_gelu
+
 CATEGORIES: tuple[str, ...] = ("sexual", "violence")
 
 
 class ModelMissing(RuntimeError):
     """Weights are not in the model dir: run `python -m training.vision.fetch`."""
+
+
+def default_threads() -> int:
+    """Intra-op threads per model when none are configured: half this process's cores, since two models run at
+    once. Multi-threaded ops also lose more than they gain on a 2-core worker (one of the two threads is often
+    preempted by the decoder, and the other waits for it at every op)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 2
+    return max(1, cores // 2)
 
 
 class OnnxImageClassifier:
@@ -38,16 +56,22 @@ class OnnxImageClassifier:
             raise ModelMissing(f"{path} is missing; run `python -m training.vision.fetch`")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads = threads or default_threads()
+        opts.inter_op_num_threads = 1
+        # Idle intra-op threads would otherwise spin for a while after each op, taking the CPU from the other
+        # model and the decoder (on a shared 2-core box this cost more than the threads gained).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = ort.get_available_providers()
         chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in available]
-        self.session = ort.InferenceSession(str(path), sess_options=opts,
+        self.session = ort.InferenceSession(self.load_graph(path), sess_options=opts,
                                             providers=chosen or ["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         # ORT sessions are thread-safe for run(); the lock only keeps batches from competing for the cores.
         self._lock = threading.Lock()
+
+    def load_graph(self, path: Path) -> bytes:
+        """The serialized graph to run; subclasses may rewrite it (see ImageSafetyS)."""
+        return path.read_bytes()
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -56,10 +80,16 @@ class OnnxImageClassifier:
         raise NotImplementedError
 
     def predict(self, images: Sequence[np.ndarray], batch_size: int = 16) -> list[dict[str, float]]:
-        """RGB uint8 H×W×3 frames → one {category: score} per frame, in order."""
+        """RGB uint8 H×W×3 frames → one {category: score} per frame, in order (one session run per batch)."""
         results: list[dict[str, float]] = []
         for start in range(0, len(images), batch_size):
-            batch = np.stack([self.preprocess(im) for im in images[start:start + batch_size]])
+            chunk = images[start:start + batch_size]
+            first = self.preprocess(chunk[0])
+            # Filled in place: np.stack would copy every preprocessed frame once more.
+            batch = np.empty((len(chunk), *first.shape), dtype=np.float32)
+            batch[0] = first
+            for i, im in enumerate(chunk[1:], 1):
+                batch[i] = self.preprocess(im)
             with self._lock:
                 (out,) = self.session.run(None, {self.input_name: batch})
             results.extend(self.postprocess(np.asarray(out, dtype=np.float32)))
@@ -120,14 +150,30 @@ class ImageSafetyS(OnnxImageClassifier):
         if info.get("class_order") != ["NSFL", "NSFW", "SFW"]:
             raise ModelMissing(f"unexpected class order {info.get('class_order')}")
 
+    def load_graph(self, path: Path) -> bytes:
+        # The export's GELUs are five nodes each that ORT leaves unfused; fusing them is ~25 % of this model's
+        # CPU time, with outputs equal to within 2e-7 (models.vision.onnx_graph).
+        graph, _ = fuse_gelu(path.read_bytes())
+        return graph
+
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         t = self.TARGET
         img = Image.fromarray(rgb)
         w, h = img.size
         scale = min(t / w, t / h)
         fit_w, fit_h = max(1, min(t, round(w * scale))), max(1, min(t, round(h * scale)))
-        canvas = img.resize((t, t), Image.Resampling.LANCZOS).filter(ImageFilter.GaussianBlur(10))
-        canvas.paste(img.resize((fit_w, fit_h), Image.Resampling.LANCZOS), ((t - fit_w) // 2, (t - fit_h) // 2))
+        lanczos = Image.Resampling.LANCZOS
+        if fit_w == t:
+            # Landscape or square: Pillow resizes horizontally first into an 8-bit image, so the width pass
+            # (the costly one, 512 → 224 px) is shared by the stretched and the fitted copy, bit for bit
+            # (tested). Portrait frames would need the height pass first, which Pillow does not do.
+            wide = img.resize((t, h), lanczos) if w != t else img
+            stretched = wide.resize((t, t), lanczos)
+            fitted = stretched if fit_h == t else wide.resize((fit_w, fit_h), lanczos)
+        else:
+            stretched, fitted = img.resize((t, t), lanczos), img.resize((fit_w, fit_h), lanczos)
+        canvas = stretched.filter(ImageFilter.GaussianBlur(10))
+        canvas.paste(fitted, ((t - fit_w) // 2, (t - fit_h) // 2))
         arr = np.asarray(canvas, dtype=np.float32).transpose(2, 0, 1)
         return np.ascontiguousarray(arr)
 

@@ -54,14 +54,25 @@ def hamming_hex(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
+class PdqCollector:
+    """PDQ hashes of frames fed one at a time (while a video decodes), skipping flat frames and exact repeats."""
+
+    def __init__(self, min_quality: int = 0) -> None:
+        self.min_quality = min_quality
+        self.hashes: list[PdqHash] = []
+        self._seen: set[str] = set()
+
+    def add(self, frame: Frame) -> None:
+        hex_hash, quality = pdq(frame.rgb)
+        if quality < self.min_quality or hex_hash in self._seen:
+            return
+        self._seen.add(hex_hash)
+        self.hashes.append(PdqHash(hex_hash, quality, frame.ts_ms))
+
+
 def frame_hashes(frames: Iterable[Frame], min_quality: int = 0) -> list[PdqHash]:
     """PDQ hashes of sampled frames, skipping low-quality ones and exact repeats (static shots)."""
-    out: list[PdqHash] = []
-    seen: set[str] = set()
+    collector = PdqCollector(min_quality)
     for frame in frames:
-        hex_hash, quality = pdq(frame.rgb)
-        if quality < min_quality or hex_hash in seen:
-            continue
-        seen.add(hex_hash)
-        out.append(PdqHash(hex_hash, quality, frame.ts_ms))
-    return out
+        collector.add(frame)
+    return collector.hashes

@@ -3,6 +3,8 @@
 Cost model: every frame must be decoded (inter-coded streams), but `grab()` only decodes while `retrieve()`
 also converts to BGR. We retrieve only frames we keep, plus a few per second for cut detection on a sparse
 thumbnail, so sampling costs little more than the decode itself (bench/bench_media.py measures the ratio).
+Kept frames can be handed to a callback as they are found, so a consumer (models.vision.pipeline) scores them
+while the rest of the file is still decoding.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +48,9 @@ class VideoLimits:
     # Kept frames are shrunk to this longest side: models look at 224 px and PDQ at 64, while 300 full-HD
     # frames held for hash-first matching would take ~1.8 GB.
     frame_max_side: int = 512
+    # FFmpeg decoding threads (0 = FFmpeg's choice, one per core). The media worker decodes with 1 beside two
+    # scoring threads: frame threading costs ~25 % more CPU per frame, and the cores are busy scoring anyway.
+    decode_threads: int = 0
 
 
 @dataclass
@@ -146,7 +152,7 @@ def _diagnose_unopenable(path: Path, fmt: str) -> VideoError:
     return VideoError("corrupt_video", f"{fmt} container could not be opened")
 
 
-def _open(path: Path) -> tuple[cv2.VideoCapture, str]:
+def _open(path: Path, decode_threads: int = 0) -> tuple[cv2.VideoCapture, str]:
     with open(path, "rb") as fh:
         head = fh.read(HEAD_BYTES)
     if not head:
@@ -155,7 +161,8 @@ def _open(path: Path) -> tuple[cv2.VideoCapture, str]:
     if mt.fmt not in VIDEO_FORMATS:
         code = "audio_only" if mt.is_audio else "unsupported_format"
         raise VideoError(code, f"not an accepted video format (detected {mt.fmt})")
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    params = [cv2.CAP_PROP_N_THREADS, decode_threads] if decode_threads > 0 else []
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         cap.release()
         raise _diagnose_unopenable(path, mt.fmt)
@@ -196,18 +203,23 @@ def _ts_ms(cap: cv2.VideoCapture, index: int, fps: float) -> int:
     return int(round(pos)) if pos > 0 or index == 0 else int(round(index * 1000.0 / fps))
 
 
-def sample_video(path: str | Path, limits: VideoLimits | None = None) -> SampledVideo:
-    """Sample RGB frames from a video file, or raise VideoError with a stable code."""
+def sample_video(path: str | Path, limits: VideoLimits | None = None,
+                 on_frame: Callable[[Frame], None] | None = None) -> SampledVideo:
+    """Sample RGB frames from a video file, or raise VideoError with a stable code.
+
+    `on_frame` sees each kept frame as soon as it is decoded (in order); an exception it raises stops decoding.
+    """
     limits = limits or VideoLimits()
     path = Path(path)
-    cap, fmt = _open(path)
+    cap, fmt = _open(path, limits.decode_threads)
     try:
-        return _sample(cap, path, fmt, limits)
+        return _sample(cap, path, fmt, limits, on_frame)
     finally:
         cap.release()
 
 
-def _sample(cap: cv2.VideoCapture, path: Path, fmt: str, limits: VideoLimits) -> SampledVideo:
+def _sample(cap: cv2.VideoCapture, path: Path, fmt: str, limits: VideoLimits,
+            on_frame: Callable[[Frame], None] | None) -> SampledVideo:
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if 0 < fps < 1000 else 25.0
     frame_count = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
@@ -254,6 +266,8 @@ def _sample(cap: cv2.VideoCapture, path: Path, fmt: str, limits: VideoLimits) ->
             rgb = cv2.cvtColor(shrink(bgr, limits.frame_max_side), cv2.COLOR_BGR2RGB)
             frames.append(Frame(ts, rgb, index, tuple(reasons)))
             n_interval += 1 if sample else 0
+            if on_frame is not None:
+                on_frame(frames[-1])
     decoded = index + 1
     if decoded == 0:
         if frame_count > 0:

@@ -50,13 +50,18 @@ class CompanionSettings(BaseModel):
     max_events_per_request: int = Field(default=500, ge=1)
     max_ratings_per_request: int = Field(default=500, ge=1)
 
-    # FAQ: collections are <faq_dir>/<tenant>/<collection>.yaml.
+    # FAQ: collections are <faq_dir>/<tenant>/<collection>.yaml, translations <collection>.<lang>.yaml (en, zh).
     faq_dir: Path = _ROOT / "companion" / "data" / "faq"
     faq_default_collection: str = "platform"
-    faq_encoder: str = Field(default="minilm", pattern="^(minilm|tfidf)$")
-    # Calibrated on the held-out paraphrase set (python -m training.faq.evaluate); Rasa's defaults are 0.3 / 0.1.
-    faq_min_score: float = Field(default=0.33, ge=-1, le=1)
-    faq_min_gap: float = Field(default=0.02, ge=0, le=2)
+    # e5 = multilingual-e5-small (English + Chinese), built offline by training.text.e5_convert into faq_e5_dir
+    # (None: <data_dir>/models/e5-small); minilm = all-MiniLM-L6-v2 (English only); tfidf = lexical baseline.
+    faq_encoder: str = Field(default="e5", pattern="^(e5|minilm|tfidf)$")
+    faq_e5_dir: Path | None = None
+    # Thresholds are calibrated per encoder and question language on the dev split of the FAQ evaluation set
+    # (python -m training.faq.evaluate; models.faq.calibrated). Setting one of these overrides it for every language.
+    faq_min_score: float | None = Field(default=None, ge=-1, le=1)
+    faq_min_gap: float | None = Field(default=None, ge=0, le=2)
+    faq_min_margin: float | None = Field(default=None, ge=-2, le=2)
     faq_max_k: int = Field(default=10, ge=1, le=50)
     faq_max_question_chars: int = Field(default=1000, ge=1)
 

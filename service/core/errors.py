@@ -105,7 +105,8 @@ ERROR_STATUSES: dict[int, str] = {
     415: "Wrong content type: `unsupported_media_type` (body not `application/json`)",
     422: "Failed validation: `validation_error` (`details.errors` lists each field) or a specific code",
     429: "Too many requests: `rate_limited`; retry after `Retry-After` seconds",
-    503: "A dependency is down: `store_unavailable` (Redis), `queue_unavailable` (broker); retry after "
+    503: "A dependency is down or the queue is full: `store_unavailable` (Redis), `queue_unavailable` (broker), "
+         "`queue_full` (back-pressure); retry after "
          "`Retry-After` seconds",
 }
 

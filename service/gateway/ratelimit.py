@@ -9,8 +9,12 @@ one atomic script (service.store.ratelimit). Every limited response carries the 
 If Redis fails, reads fail open (the route then does its own Redis work and reports 503 if it must); other
 families answer 503 `store_unavailable`: they would write to the same Redis anyway.
 
-Queue back-pressure is checked by the submission flow (service.gateway.submit) through `check_queue_depth`:
-past `MOD_QUEUE_MAX_PENDING` pending items new submissions get 503 `queue_full` with `Retry-After`.
+Queue back-pressure is checked by the submission flow (service.gateway.submit) inside the create script
+(service.store.items, one round trip): past `MOD_QUEUE_MAX_PENDING` pending items new submissions get 503
+`queue_full` with `Retry-After`; `check_queue_depth` is the same check as a separate read.
+
+The middleware hands the principal it authenticated to the route (scope key PRINCIPAL_SCOPE_KEY, with the key
+it was read from), so a limited request looks its key up once, not twice.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.core.config import Settings
 from service.core.errors import ApiError, error_body
 from service.core.security import Principal
-from service.gateway.deps import Services
+from service.gateway.deps import PRINCIPAL_SCOPE_KEY, Services
 from service.gateway.middleware import Metrics
 from service.store.ratelimit import Bucket, Decision, RateLimitStore, pending_depth
 
@@ -129,11 +133,11 @@ class RateLimitMiddleware:
             self._store = (services.redis, RateLimitStore(services.redis))
         return self._store[1]
 
-    def _decide(self, services: Services, key: str, family: str) -> Decision | None:
+    def _decide(self, services: Services, key: str, family: str) -> tuple[Principal | None, Decision | None]:
         principal = services.keys.authenticate(key)
         if principal is None:
-            return None
-        return self._store_for(services).take(buckets_for(self.settings, family, principal))
+            return None, None
+        return principal, self._store_for(services).take(buckets_for(self.settings, family, principal))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.settings.ratelimit_enabled:
@@ -147,7 +151,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            decision = await run_in_threadpool(self._decide, services, key, family)
+            principal, decision = await run_in_threadpool(self._decide, services, key, family)
         except RedisError as exc:
             if family == "read":
                 self.metrics.ratelimit_errors.labels(family, "fail_open").inc()
@@ -160,9 +164,10 @@ class RateLimitMiddleware:
                 "store_unavailable", "the verdict store (Redis) is unreachable; retry later"),
                 [(b"retry-after", str(_STORE_DOWN_RETRY_S).encode())])
             return
-        if decision is None:  # unknown or revoked key: the route answers 401 with its usual body
+        if principal is None or decision is None:  # unknown or revoked key: the route answers 401 as usual
             await self.app(scope, receive, send)
             return
+        scope[PRINCIPAL_SCOPE_KEY] = (key, principal)
         headers = rate_headers(decision)
         refused = decision.refused_by
         if refused is not None:
@@ -202,8 +207,8 @@ class QueueFull(ApiError):
 def check_queue_depth(services: Services, idem_key: str = "") -> None:
     """Raise QueueFull when MOD_QUEUE_MAX_PENDING items are pending (blocking: call from a worker thread).
 
-    Checked before the create, not inside its Lua script, so concurrent submissions may overshoot the limit by
-    the number in flight (and a batch by its size): a bound on growth, not an exact cap.
+    A separate read, for callers outside the submission flow: submissions get the same check inside the create
+    script (ItemStore.create's `max_pending`), one round trip and an exact cap (a batch may still end past it).
     """
     limit = services.settings.queue_max_pending
     if limit <= 0:

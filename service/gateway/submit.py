@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from service.core.domain import Item
 from service.core.errors import ApiError, Conflict, ServiceUnavailable
 from service.gateway.deps import Services
-from service.gateway.ratelimit import check_queue_depth
+from service.gateway.ratelimit import QueueFull
 from service.store import keys
 from service.store.items import FINAL, LIVE, CreateResult, NewItem, idem_key
 
@@ -44,10 +44,13 @@ async def create_items(
     ikey = idem_key(tenant, idempotency_key) if idempotency_key else ""
     ids = [it.id for it in items]
 
+    settings = services.settings
+
     def create_and_enqueue() -> CreateResult:
-        # One thread hop for the blocking calls: this is the hot path of every submission.
-        check_queue_depth(services, ikey)  # back-pressure: 503 queue_full past MOD_QUEUE_MAX_PENDING
-        result = services.items.create(items, ikey, {"ids": ids, "digest": request_digest})
+        # One thread hop and two round trips (the create script, the publish): the hot path of every submission.
+        # The create script also applies back-pressure: 503 queue_full past MOD_QUEUE_MAX_PENDING pending items.
+        result = services.items.create(items, ikey, {"ids": ids, "digest": request_digest},
+                                       max_pending=settings.queue_max_pending)
         if result.created:
             enqueue(ids)
         return result
@@ -59,6 +62,8 @@ async def create_items(
         await _fail_unqueued(services, ids, ikey)
         raise ServiceUnavailable("the task queue is unreachable; nothing was queued, retry later",
                                  code="queue_unavailable") from exc
+    if result.queue_depth is not None:
+        raise QueueFull(result.queue_depth, settings.queue_max_pending, settings.queue_full_retry_after_s)
     if not result.created:
         existing = result.existing or {}
         if existing.get("digest") != request_digest:

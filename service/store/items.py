@@ -44,6 +44,13 @@ local req = cjson.decode(ARGV[1])
 if req.idem_key ~= '' then
   local existing = redis.call('GET', req.idem_key)
   if existing then return {0, existing} end
+end
+-- Back-pressure in the same call: a retry already accepted got its record above; new work is refused here.
+if req.max_pending > 0 then
+  local depth = redis.call('ZCARD', '@pending@')
+  if depth >= req.max_pending then return {-1, tostring(depth)} end
+end
+if req.idem_key ~= '' then
   redis.call('SET', req.idem_key, req.idem_value, 'EX', req.idem_ttl)
 end
 for _, it in ipairs(req.items) do
@@ -173,10 +180,13 @@ class Transition:
 
 
 class CreateResult:
-    def __init__(self, created: bool, existing: dict[str, Any] | None = None) -> None:
+    def __init__(self, created: bool, existing: dict[str, Any] | None = None, queue_depth: int | None = None,
+                 ) -> None:
         # `existing` is the idempotency record ({digest, ids}) a repeated request found, not an item.
         self.created = created
         self.existing = existing
+        # Set when nothing was created because `max_pending` items were pending (back-pressure).
+        self.queue_depth = queue_depth
 
 
 class ItemStore:
@@ -187,8 +197,13 @@ class ItemStore:
 
     # ---- creation -------------------------------------------------------------------------
     def create(self, items: Sequence[NewItem], idem_key: str = "", idem_value: dict[str, Any] | None = None,
-               idem_ttl_s: int = 86400) -> CreateResult:
-        """Create all items atomically; with an idempotency key, a repeat returns the first record."""
+               idem_ttl_s: int = 86400, max_pending: int = 0) -> CreateResult:
+        """Create all items atomically; with an idempotency key, a repeat returns the first record.
+
+        With `max_pending` > 0, nothing is created while that many items are pending (queued or processing);
+        the result then has `queue_depth` set. A repeat of an accepted idempotent request still gets its record.
+        The check and the create are one script, so the cap is exact (a batch may still end past it).
+        """
         # One distinct timestamp per item (1 µs apart): the newest-first cursor is a score, so ties would be
         # skipped. Built from integer microseconds: float addition could round two stamps to the same string.
         us = time.time_ns() // 1000
@@ -197,6 +212,7 @@ class ItemStore:
             "idem_key": idem_key,
             "idem_value": json.dumps(idem_value or {}),
             "idem_ttl": idem_ttl_s,
+            "max_pending": max_pending,
             "items": [
                 {
                     "id": it.id,
@@ -217,6 +233,8 @@ class ItemStore:
         created, existing = self._create(args=[json.dumps(payload)])
         if int(created) == 1:
             return CreateResult(True)
+        if int(created) == -1:
+            return CreateResult(False, queue_depth=int(existing))
         return CreateResult(False, json.loads(existing))
 
     def pop_ready_text(self, count: int) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from companion.app import create_app
-from models.faq.encoder import MiniLMEncoder
+from models.faq.encoder import E5Encoder, Encoder
 from models.recsys.data import Ratings, kfold_indices, load_items, load_ratings
 from models.recsys.engine import RecEngine
 from service.core.config import Settings
@@ -60,8 +60,26 @@ def engine(data_dir: Path) -> RecEngine:
 
 
 @pytest.fixture(scope="session")
-def encoder() -> MiniLMEncoder:
-    return MiniLMEncoder()
+def encoder() -> Encoder:
+    """The served FAQ encoder (multilingual e5, converted once into var/models/e5-small), memoised per text so that
+    every app fixture rebuilding the FAQ index from the same files costs no model time."""
+    from training.text.e5_convert import convert
+
+    return CachedEncoder(E5Encoder(convert(Path("var/models/e5-small"))))
+
+
+class CachedEncoder:
+    """Wraps an encoder; vectors are computed once per distinct text (deterministic across app instances)."""
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner, self.name, self.center = inner, inner.name, inner.center
+        self.cache: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if missing:
+            self.cache.update(zip(missing, self.inner.encode(missing), strict=True))
+        return np.stack([self.cache[t] for t in texts]) if texts else self.inner.encode([])
 
 
 ARTIFACTS = Path(tempfile.gettempdir()) / f"companion-test-artifacts-{os.getpid()}"
@@ -77,7 +95,7 @@ def make_settings(redis_url: str, faq_dir: Path, **companion: object) -> Setting
 
 
 @pytest.fixture(scope="module")
-def client(redis_server: RedisServer, engine: RecEngine, encoder: MiniLMEncoder) -> Iterator[TestClient]:
+def client(redis_server: RedisServer, engine: RecEngine, encoder: Encoder) -> Iterator[TestClient]:
     """Read-only tests share one app per module (DB 2 of the private server; the FAQ index is built once)."""
     url = redis_server.url(2)
     redis.Redis.from_url(url).flushdb()
@@ -94,7 +112,7 @@ def faq_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture()
-def fresh_client(redis_url: str, faq_dir: Path, engine: RecEngine, encoder: MiniLMEncoder) -> Iterator[TestClient]:
+def fresh_client(redis_url: str, faq_dir: Path, engine: RecEngine, encoder: Encoder) -> Iterator[TestClient]:
     """An app on a flushed DB and a private copy of the FAQ files (reload and block-list tests)."""
     app = create_app(make_settings(redis_url, faq_dir), engine=engine, encoder=encoder)
     with TestClient(app) as c:

@@ -280,3 +280,32 @@ def test_media_wait_that_times_out_is_a_202_with_the_status_url(live: tuple[Test
     body = resp.json()
     assert body == {"id": body["id"], "status": "queued", "status_url": f"/v1/moderations/{body['id']}"}
     assert resp.headers["location"] == body["status_url"]
+
+
+def test_tenant_admins_stay_in_their_tenant(live: tuple[TestClient, redis.Redis]) -> None:
+    """Hash lists, policies and rescans: a tenant admin reaches its own tenant only; others look missing."""
+    api, _ = live
+    created = api.post("/v1/keys", json={"tenant": "ta", "role": "admin", "name": "tenant admin"}, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    tenant_admin = {"Authorization": f"Bearer {created.json()['key']}"}
+    policy = {"categories": {"toxicity": {"review": 0.4, "block": 0.8}}}
+    hashes = {"kind": "sha256", "values": ["a" * 64]}
+    for method, path, body in (("PUT", "/v1/policies/{t}", policy), ("GET", "/v1/policies/{t}", None),
+                               ("DELETE", "/v1/policies/{t}", None), ("GET", "/v1/hashlists/{t}", None),
+                               ("POST", "/v1/hashlists/{t}/l1/hashes", hashes), ("GET", "/v1/hashlists/{t}/l1", None)):
+        other = api.request(method, path.format(t="tb"), json=body, headers=tenant_admin)
+        assert other.status_code == 404 and other.json()["error"]["code"] == "tenant_not_found", (method, path)
+        if method != "DELETE":
+            assert api.request(method, path.format(t="ta"), json=body, headers=tenant_admin).status_code == 200
+    own = api.post("/v1/rescans", json={}, headers=tenant_admin)
+    assert own.status_code == 202 and own.json()["filter"] == {"tenant": "ta"}
+    assert api.post("/v1/rescans", json={"tenant": "tb"}, headers=tenant_admin).status_code == 404
+    everyone = api.post("/v1/rescans", json={"kind": "text"}, headers=ADMIN).json()
+    assert everyone["filter"] == {"kind": "text"}  # a superadmin's job spans all tenants
+    for path in (f"/v1/rescans/{everyone['id']}", f"/v1/rescans/{everyone['id']}/cancel"):
+        resp = api.request("POST" if path.endswith("cancel") else "GET", path, headers=tenant_admin)
+        assert resp.status_code == 404 and resp.json()["error"]["code"] == "rescan_not_found"
+    assert [j["id"] for j in api.get("/v1/rescans", headers=tenant_admin).json()["items"]] == [own.json()["id"]]
+    assert {j["id"] for j in api.get("/v1/rescans", headers=ADMIN).json()["items"]} == {own.json()["id"],
+                                                                                       everyone["id"]}
+    assert api.get(f"/v1/rescans/{own.json()['id']}", headers=tenant_admin).status_code == 200

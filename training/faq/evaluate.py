@@ -4,10 +4,13 @@ far questions, with thresholds chosen on the dev split and reported on dev and t
     python -m training.faq.evaluate [--splits dev frozen] [--encoders e5 minilm tfidf] [--near-target 0.93]
                                     [--out var/eval/faq/results.json]
 
+The FAQ is companion/data/faq/demo/platform*.yaml (all languages, one index); the evaluation set is
+training/faq/data/eval/{dev,frozen}/platform.yaml (training.faq.evalset).
+
 Calibration (dev only), per encoder and question language: grid over min_score, min_gap and min_margin (best answer
-minus closest negative exemplar); among settings refusing >= near-target of the dev near misses and >= far-target of
-the far questions, the one answering most in-scope questions correctly (ties: more near misses refused, then the
-lowest thresholds). If none qualifies, the best mean of answered-correct and near-miss refusal.
+minus the mean of the two closest negative exemplars); among settings refusing >= near-target of the dev near misses
+and >= far-target of the far questions, the one answering most in-scope questions correctly (ties: more near misses
+refused, then the lowest thresholds). If none qualifies, the best mean of answered-correct and near-miss refusal.
 The "no negatives" rows calibrate the same way with the margin check off: what threshold + gap alone can do.
 """
 
@@ -32,6 +35,7 @@ SCORES = np.round(np.arange(0.0, 0.96, 0.01), 2)
 GAPS = np.round(np.arange(0.0, 0.101, 0.01), 2)
 MARGINS = np.concatenate([[NO_MARGIN], np.round(np.arange(-0.10, 0.101, 0.01), 2)])
 FAR_TARGET = 0.95
+E5_DIR = Path("var/models/e5-small")  # shared with the text model (training.text.build_v2)
 
 
 def make_encoder(name: str) -> Encoder:
@@ -51,8 +55,6 @@ def make_encoder(name: str) -> Encoder:
         return E5Encoder(convert(E5_DIR))
     raise ValueError(f"unknown encoder {name!r}; one of {ENCODERS}")
 
-
-E5_DIR = Path("var/models/e5-small")
 
 
 @dataclass
@@ -155,7 +157,7 @@ def shipped_drift(results: list[dict[str, Any]]) -> list[str]:
     out = []
     for r in results:
         for lang, row in r["variants"]["negatives"].items():
-            shipped = CALIBRATED.get(r["encoder"], {}).get(lang)
+            shipped = CALIBRATED.get(r["model"], {}).get(lang)
             now = Thresholds(**row["thresholds"])
             if shipped != now:
                 out.append(f"{r['encoder']}/{lang}: shipped {shipped}, calibrated now {now}")

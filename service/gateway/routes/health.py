@@ -58,7 +58,8 @@ def healthz() -> dict[str, str]:
 
 def _is_admin(services: Services, key: str | None) -> bool:
     principal = services.keys.authenticate(key) if key else None
-    return principal is not None and principal.is_admin
+    # Worker hostnames, pids and model versions are operator detail: superadmins only, not tenant admins.
+    return principal is not None and principal.is_superadmin
 
 
 def _not_ready(message: str, details: dict[str, Any], detailed: bool) -> JSONResponse:

@@ -93,6 +93,8 @@ async def submit(
         if done is not None and done["status"] in FINAL:
             response.status_code = 200
             return public_item(done)
+        if done is not None:
+            return accepted(ids[0], str(done["status"]))
     return accepted(ids[0])
 
 
