@@ -27,11 +27,11 @@ def test_v2_meets_frozen_test_floors(tmp_path: Path) -> None:
                               printer=lambda _: None)
     assert report["near_duplicates_with_corpus"] == 0
     v2, length = report["scorers"][0], next(s for s in report["scorers"] if s["name"].startswith("length"))
-    for lang, floor in (("en", 0.90), ("zh", 0.82)):
+    for lang, floor in (("en", 0.93), ("zh", 0.87)):  # measured 0.958 / 0.905
         assert v2["any"][lang] >= floor, (lang, v2["any"])
         # Not a length detector: the length-only baseline stays far below.
         assert v2["any"][lang] - length["any"][lang] >= 0.25, (lang, v2["any"], length["any"])
     for band, auc in v2["band"]["all"].items():
-        assert auc is not None and auc >= 0.75, (band, v2["band"])
+        assert auc is not None and auc >= 0.82, (band, v2["band"])  # measured >= 0.859
     decisions = report["decisions"]["all"]
-    assert decisions["review_or_block"]["recall"] >= 0.8 and decisions["block"]["precision"] >= 0.8, decisions
+    assert decisions["review_or_block"]["recall"] >= 0.8 and decisions["block"]["precision"] >= 0.85, decisions
