@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from models.text.labels import CATEGORIES
+from models.text.labels import CATEGORIES, TAXONOMY
 from training.text import calibrate
 
 
@@ -74,7 +74,9 @@ def test_write_thresholds_json(tmp_path: Path):
 
 
 def test_shipped_policy_is_well_formed():
+    """The shipped policy covers every v2 category, in English and (per-language overlay) in Chinese."""
     policy = yaml.safe_load((Path(__file__).parents[3] / "policies" / "default.yaml").read_text())
-    for c in CATEGORIES:
-        t = policy["categories"][c]
-        assert 0 < t["review"] <= t["block"] <= 1
+    for cats in (policy["categories"], policy["languages"]["zh"]["categories"]):
+        for c in TAXONOMY:
+            t = cats[c]
+            assert 0 < t["review"] <= t["block"] <= 1, (c, t)
