@@ -12,10 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from service.core.domain import Item
-
-Status = Literal["queued", "processing", "done", "failed", "rejected"]
-Decision = Literal["allow", "review", "block"]
+from service.core.domain import Decision, Item, Status
 
 
 class ErrorInfo(BaseModel):

@@ -8,8 +8,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-Status = Literal["queued", "processing", "done", "failed", "rejected"]
-Decision = Literal["allow", "review", "block"]
+from service.core.domain import Status
+
+# The public item model lives in service.core.views (webhook payloads share it); re-exported for the routes.
+from service.core.views import ErrorInfo, ModelRef, Moderation  # noqa: F401
 
 
 def _valid_unicode(value: str) -> str:
@@ -68,54 +70,11 @@ class BatchRequest(BaseModel):
     items: list[ModerationRequest] = Field(min_length=1)
 
 
-class ErrorInfo(BaseModel):
-    code: str
-    message: str
-
-
 class SentenceScoreOut(BaseModel):
     text: str
     start: int
     end: int
     scores: dict[str, float]
-
-
-class ModelRef(BaseModel):
-    name: str
-    version: str
-
-
-class Moderation(BaseModel):
-    """A moderation item and, once `status` is `done`, its verdict."""
-
-    id: str
-    tenant: str
-    kind: str
-    status: Status
-    status_url: str
-    decision: Decision | None = None
-    scores: dict[str, float] | None = None
-    flagged: list[str] | None = None
-    reasons: list[dict[str, Any]] | None = Field(None, description="Why: blocklist matches, notes.")
-    explanation: dict[str, Any] | None = Field(None, description="Top offending sentences of long texts.")
-    models: list[ModelRef] | None = None
-    policy_version: str | None = None
-    external_id: str | None = None
-    metadata: dict[str, Any] | None = None
-    callback_url: str | None = None
-    priority: float | None = None
-    source: Literal["model", "human"] | None = Field(None, description="Who made the current decision.")
-    human: dict[str, Any] | None = Field(None, description="The latest human decision (moderator, action, why).")
-    review_status: str | None = Field(None, description="pending | claimed | decided when it went to review.")
-    appeal: dict[str, Any] | None = None
-    rescan_disagreement: dict[str, Any] | None = Field(
-        None, description="A rescan disagreed with a human decision; the human decision stands.")
-    verdict_version: int | None = Field(None, description="Bumped each time a rescan changes the verdict.")
-    media: dict[str, Any] | None = Field(None, description="Image/video details: frames, segments, hashes.")
-    created_at: float
-    updated_at: float | None = None
-    completed_at: float | None = None
-    error: ErrorInfo | None = None
 
 
 class Accepted(BaseModel):
@@ -170,13 +129,6 @@ class KeyInfo(BaseModel):
     role: str
     name: str
     created_at: float
-
-
-class PolicyOverride(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    categories: dict[str, dict[str, float]] = Field(default_factory=dict)
-    blocklist_terms: list[str] = Field(default_factory=list)
-    review_blocked: bool | None = None
 
 
 class WebhookSecret(BaseModel):
