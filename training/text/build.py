@@ -7,10 +7,7 @@ so a crash never leaves a half-written checkpoint that a worker would load.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ import torch
 from transformers import AutoTokenizer
 
 from models.text.labels import CATEGORIES
-from training.text import calibrate, dataset, train
+from training.text import artifact, calibrate, dataset, train
 from training.text.tiny import minilm_path
 
 NAME = "modtext-minilm"
@@ -29,20 +26,12 @@ SEED = 13
 MAX_LEN = 128
 L2 = 0.03
 CONTRAST_WEIGHT = 3.0
-REQUIRED = ("config.json", "model.safetensors", "tokenizer.json", "moderation.json", "data_manifest.json",
-            "thresholds.json", "MODEL_CARD.md")
 DEFAULT_OUT = Path("var/models/text-v1")  # v1, kept for the old-vs-new comparison
 DEFAULT_CACHE = Path("var/cache")
 
 
 def is_complete(out: Path) -> bool:
-    if not all((out / f).exists() for f in REQUIRED):
-        return False
-    try:
-        card = json.loads((out / "moderation.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return False
-    return card.get("version") == BUILD_VERSION
+    return artifact.is_complete(out, BUILD_VERSION)
 
 
 def features_for(rows: list[dataset.Row], digest: str, cache: Path, with_cls: bool = False) -> dict[str, np.ndarray]:
@@ -94,8 +83,7 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, force: bool = Fa
 
     model = train.build_pooling_model(minilm_path())
     train.install_head(model, dense, clf)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = artifact.staging_dir(out)
     train.save_checkpoint(model, minilm_path(), tmp)
     (tmp / "moderation.json").write_text(json.dumps({"name": NAME, "version": BUILD_VERSION}) + "\n")
     calibrate.write_thresholds(tmp / "thresholds.json", thresholds)
@@ -106,21 +94,13 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, force: bool = Fa
     (tmp / "data_manifest.json").write_text(json.dumps(data_manifest, indent=2) + "\n")
     (tmp / "MODEL_CARD.md").write_text(model_card(data_manifest, thresholds))
     check_roundtrip(tmp, [r.text for r, s in zip(rows, split, strict=True) if s == "val"][:64], val_scores[:64])
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    artifact.publish(tmp, out)
     print(f"{out}: built {NAME}@{BUILD_VERSION} in {time.perf_counter() - t0:.0f}s")
     return out
 
 
 def check_roundtrip(path: Path, texts: list[str], expected: np.ndarray) -> None:
-    """The saved checkpoint, loaded the way workers load it, must give the training-time scores."""
-    from models.text.classifier import TextClassifier
-
-    got = np.array([[p[c] for c in CATEGORIES] for p in TextClassifier(str(path), max_tokens=MAX_LEN).predict(texts)])
-    diff = float(np.abs(got - expected).max())
-    if diff > 1e-4:
-        raise RuntimeError(f"saved checkpoint disagrees with training-time scores (max diff {diff:.2e})")
+    artifact.check_roundtrip(path, texts, expected, CATEGORIES, MAX_LEN, tolerance=1e-4)
 
 
 def model_card(manifest: dict[str, Any], thresholds: dict[str, Any]) -> str:
@@ -150,13 +130,7 @@ def model_card(manifest: dict[str, Any], thresholds: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Build the default text moderation model (idempotent).")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--force", action="store_true", help="rebuild even if the output is complete")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    build(args.out, args.cache, args.force)
+    artifact.cli("Build the default text moderation model (idempotent).", build, DEFAULT_OUT, DEFAULT_CACHE, argv)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,8 @@ read here.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +23,7 @@ from transformers import AutoTokenizer
 
 from models.text.labels import PARENT, TAXONOMY, TOP_LEVEL
 from models.text.windows import Windowing
-from training.text import calibrate, corpus, e5_convert, train
+from training.text import artifact, calibrate, corpus, e5_convert, train
 
 NAME = "modtext-e5"
 BUILD_VERSION = "2.0.0"
@@ -36,21 +33,13 @@ PREFIX = "query: "  # e5 was trained with query:/passage: prefixes; "query: " is
 L2_GRID = (0.001, 0.003, 0.01)
 VARIANTS = ("first", "negatives", "mil")
 FOLDS = 5
-REQUIRED = ("config.json", "model.safetensors", "tokenizer.json", "moderation.json", "data_manifest.json",
-            "thresholds.json", "MODEL_CARD.md")
 DEFAULT_OUT = Path("var/models/text-default")
 DEFAULT_CACHE = Path("var/cache")
 E5_DIR = Path("var/models/e5-small")
 
 
 def is_complete(out: Path) -> bool:
-    if not all((out / f).exists() for f in REQUIRED):
-        return False
-    try:
-        card = json.loads((out / "moderation.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return False
-    return card.get("name") == NAME and card.get("version") == BUILD_VERSION
+    return artifact.is_complete(out, BUILD_VERSION, NAME)
 
 
 @dataclass
@@ -246,8 +235,7 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, force: bool = Fa
 
     model = train.build_pooling_model(encoder, labels=TAXONOMY)
     train.install_head(model, dense, clf)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = artifact.staging_dir(out)
     train.save_checkpoint(model, encoder, tmp)
     (tmp / "moderation.json").write_text(json.dumps({"name": NAME, "version": BUILD_VERSION,
                                                      "text_prefix": PREFIX}) + "\n")
@@ -268,9 +256,7 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, force: bool = Fa
     expected = row_max(Windows(w.x[first48], w.row[first48], w.pos[first48], w.n_tokens),
                        train.head_scores(dense, clf, w.x[first48]), len(rows))[:48]
     check_roundtrip(tmp, [r.text for r in rows[:48]], expected)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    artifact.publish(tmp, out)
     print(f"{out}: built {NAME}@{BUILD_VERSION} in {time.perf_counter() - t0:.0f}s ({best_variant}, l2={best_l2})")
     return out
 
@@ -286,25 +272,11 @@ def band_aucs(y: np.ndarray, s: np.ndarray, langs: np.ndarray, n_tokens: np.ndar
 
 
 def check_roundtrip(path: Path, texts: list[str], expected: np.ndarray) -> None:
-    """The saved checkpoint, loaded the way workers load it (windows, max over windows), must give the
-    training-time scores."""
-    from models.text.classifier import TextClassifier
-
-    model = TextClassifier(str(path), max_tokens=MAX_LEN)
-    got = np.array([[p[c] for c in TAXONOMY] for p in model.predict(texts)])
-    diff = float(np.abs(got - expected).max())
-    if diff > 2e-3:
-        raise RuntimeError(f"saved checkpoint disagrees with training-time scores (max diff {diff:.2e})")
+    artifact.check_roundtrip(path, texts, expected, TAXONOMY, MAX_LEN, tolerance=2e-3)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Build the default text moderation model v2 (idempotent).")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--force", action="store_true", help="rebuild even if the output is complete")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    build(args.out, args.cache, args.force)
+    artifact.cli("Build the default text moderation model v2 (idempotent).", build, DEFAULT_OUT, DEFAULT_CACHE, argv)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from training.text import build
+from training.text import artifact, build
 
 
 def _fake_output(path: Path, version: str) -> Path:
     path.mkdir(parents=True)
-    for name in build.REQUIRED:
+    for name in artifact.REQUIRED:
         (path / name).write_text("{}")
     (path / "moderation.json").write_text(json.dumps({"name": build.NAME, "version": version}))
     return path
