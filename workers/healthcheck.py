@@ -15,6 +15,7 @@ import redis
 
 from service.core.config import get_settings
 from service.store import keys
+from service.store.client import sync_client
 
 
 def healthy(client: redis.Redis, host: str) -> bool:
@@ -27,7 +28,7 @@ def healthy(client: redis.Redis, host: str) -> bool:
 
 def main() -> int:
     settings = get_settings()
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+    client = sync_client(settings)  # Sentinel-aware, like every other Redis connection
     try:
         return 0 if healthy(client, socket.gethostname()) else 1
     except redis.RedisError as exc:

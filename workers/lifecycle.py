@@ -66,8 +66,10 @@ def finish_all(rt: Runtime, done: list[Done]) -> None:
             item["id"], "done", ("processing",), "verdict",
             fields={**{k: verdict.get(k) for k in VERDICT_FIELDS},
                     "verdict_key": key, "completed_at": time.time(), "source": "model"},
+            # `worker` names the Celery node that wrote the verdict (scale-out audits: who did the work).
             data={"decision": verdict["decision"], "policy_version": verdict["policy_version"],
-                  "models": verdict["models"], "flagged": verdict["flagged"]},
+                  "models": verdict["models"], "flagged": verdict["flagged"],
+                  "worker": os.environ.get("MOD_WORKER_HOSTNAME", "")},
             decision=verdict["decision"], blocked=blocked, review=review,
             webhook="moderation.completed" if item.get("callback_url") else "",
         ))

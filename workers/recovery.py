@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from redis.exceptions import RedisError
 
 from service.core.config import Settings
 from service.core.queue import MEDIA_TASK, TaskQueue
+from service.store import keys
 from service.store.client import sync_client
 from service.store.items import ItemStore
 
@@ -30,6 +32,13 @@ def requeue_stale(settings: Settings) -> int:
         client = sync_client(settings)
         items = ItemStore(client)
         stale = items.stale_pending(settings.requeue_after_s)
+        # Re-stamp first (XX: only items still pending), so each stale item is re-sent once per period, not on
+        # every sweep, and one that just finished is not sent at all.
+        stamp = time.time()
+        pipe = client.pipeline(transaction=False)
+        for item_id in stale:
+            pipe.zadd(keys.PENDING, {item_id: stamp}, xx=True, ch=True)
+        stale = [item_id for item_id, changed in zip(stale, pipe.execute(), strict=True) if changed]
         if not stale:
             return 0
         queue = TaskQueue(settings)

@@ -148,6 +148,17 @@ def sweep_outbox(rt: Runtime, limit: int = 200) -> int:
     return len(stale)
 
 
+def reap_stale(rt: Runtime) -> int:
+    """Every requeue_sweep_s, one worker (whoever takes the lock) re-sends items pending past requeue_after_s:
+    a task message or a verdict lost in a Redis failover would otherwise leave its item queued until a restart."""
+    period = rt.settings.requeue_sweep_s
+    if period <= 0 or not rt.redis.set(keys.REAPER_LOCK, os.getpid(), nx=True, px=int(period * 1000)):
+        return 0
+    from workers.recovery import requeue_stale
+
+    return requeue_stale(rt.settings)
+
+
 def _heartbeat_loop(rt: Runtime) -> None:
     last_sweep = 0.0
     while not rt.stop.is_set():
@@ -156,6 +167,7 @@ def _heartbeat_loop(rt: Runtime) -> None:
             if "webhooks" in rt.queues and time.monotonic() - last_sweep >= rt.settings.webhook_outbox_sweep_s:
                 last_sweep = time.monotonic()
                 sweep_outbox(rt)
+            reap_stale(rt)
         except Exception as exc:  # noqa: BLE001 - the heartbeat thread must outlive any one failure
             log.warning("heartbeat failed: %s", exc)
         rt.stop.wait(rt.settings.worker_heartbeat_s)

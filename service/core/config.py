@@ -29,6 +29,23 @@ class Settings(BaseSettings):
     # Broker defaults to the same Redis; a separate DB index keeps Celery's keys out of the verdict store.
     broker_url: str | None = None
     redis_socket_timeout_s: float = 5.0
+    # ---- High availability (docs/operations.md "Redis Sentinel and Redis Cluster") ----
+    # With `redis_sentinels` ("host:port" list) set, every connection (store, gateway, Celery broker and the
+    # verdict paths) asks the sentinels for the current primary of `redis_sentinel_master`; `redis_url` and
+    # `broker_url` then only give the DB index. `redis_password` is the data nodes' password (AUTH),
+    # `redis_sentinel_password` the sentinels' own (`requirepass` in sentinel.conf), when they have one.
+    redis_sentinels: list[str] = Field(default_factory=list)
+    redis_sentinel_master: str = "mymaster"
+    redis_password: SecretStr | None = None
+    redis_sentinel_password: SecretStr | None = None
+    # A submission is answered 2xx only once this many replicas hold it (Redis WAIT, up to the timeout), so an
+    # acknowledged item survives a failover; a shortfall answers 503 `store_not_durable` and the client retries
+    # with its Idempotency-Key. 0 (the default, and right for a Redis without replicas) skips the wait.
+    redis_min_replicas_ack: int = Field(default=0, ge=0)
+    redis_replica_ack_timeout_ms: int = Field(default=500, ge=1)
+    # The key hash tag (service/store/keys.py) is read from the environment when keys.py is imported; it is
+    # declared here so it is documented and validated: set MOD_REDIS_HASH_TAG in the environment, not in .env.
+    redis_hash_tag: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
     data_dir: Path = ROOT / "var"
 
     # API keys created at gateway start so a fresh install is usable; placeholders only allowed in dev/test.
@@ -43,6 +60,11 @@ class Settings(BaseSettings):
     max_batch_items: int = 256
     max_wait_s: float = 10.0
     max_metadata_bytes: int = 8 * 1024
+    # OpenAI-compatible endpoint (docs/compat-openai.md): it answers synchronously, waiting at most `compat_wait_s`
+    # for every verdict of a request (then 504 `moderation_timeout` naming the item ids), for at most
+    # `compat_max_inputs` strings or parts per request.
+    compat_wait_s: float = Field(default=10.0, gt=0, le=300)
+    compat_max_inputs: int = Field(default=32, ge=1, le=256)
 
     # Text model.
     text_model_path: str = str(ROOT / "var" / "models" / "text-default")
@@ -73,12 +95,21 @@ class Settings(BaseSettings):
     # Characters of text per task (long texts are scored sentence by sentence): keeps a chunk of 100k-char
     # texts inside the task time limit.
     text_task_max_chars: int = 200_000
+    # Long texts (workers/base.py text_time_limits): a text task's soft limit is
+    # max(task_soft_time_limit_s, characters/1000 x this), so a 100k-char text is never judged by the budget of a
+    # tweet; a task that still runs out (a busy machine) is sent again with twice the time, up to the cap below,
+    # and only then fails `timeout`. The cap (plus the soft-to-hard grace) stays under the visibility timeout.
+    text_task_s_per_kchar: float = Field(default=2.0, gt=0)
+    text_task_max_soft_time_limit_s: int = Field(default=900, ge=1)
     worker_heartbeat_s: float = 5.0
     # A replacement pool child loads torch and the model before it reports ready (4-13 s on 2 cores); Celery's
     # default 4 s would kill it and start another forever. Past this a child that never comes up is killed.
     worker_proc_alive_timeout_s: float = 180.0
     # Items still queued/processing after this long are re-enqueued by a starting worker (idempotent).
     requeue_after_s: float = 600.0
+    # ... and, every this many seconds, by one live worker (a Redis lock elects it): recovers items whose task
+    # message or verdict a Redis failover lost (docs/operations.md). 0 = only at worker start.
+    requeue_sweep_s: float = Field(default=60.0, ge=0)
 
     # Human review.
     review_lease_s: float = 300.0
@@ -146,7 +177,16 @@ class Settings(BaseSettings):
 
     @property
     def celery_broker_url(self) -> str:
-        return self.broker_url or self.redis_url
+        url = self.broker_url or self.redis_url
+        if not self.redis_sentinels:
+            return url
+        # kombu's sentinel transport: one `sentinel://` URL per sentinel, `;`-separated; the DB index and the data
+        # nodes' password ride on each (kombu reads them from the first); master_name is a transport option.
+        from urllib.parse import quote, urlsplit
+
+        db = (urlsplit(url).path or "/0").lstrip("/") or "0"
+        auth = f":{quote(self.redis_password.get_secret_value(), safe='')}@" if self.redis_password else ""
+        return ";".join(f"sentinel://{auth}{node}/{db}" for node in self.redis_sentinels)
 
     @property
     def blob_dir(self) -> Path:

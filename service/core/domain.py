@@ -61,10 +61,14 @@ class Item(Verdict, total=False):
     human: dict[str, Any] | None
     categories: list[str] | None
     appeal: dict[str, Any] | None
-    appeal_excluded: str | None
+    appeal_excluded: str | None  # the last decider (kept for older readers); `deciders` is the full set
+    appeal_open: str | None  # "1" from an appeal until a moderator decides it
+    deciders: list[str] | None  # every moderator who decided the item: none of them may decide its appeal
+    review_needed: str | None  # "1" when the current verdict needs review (see store.items.QUEUE_RULE)
     # Rescans.
     rescan_disagreement: dict[str, Any] | None
-    rescanned_with: dict[str, Any] | None
+    rescanned_with: dict[str, Any] | None  # older name of `checked_with`
+    checked_with: dict[str, Any] | None  # job, at, models, policy_version of the last rescan that checked it
 
 
 class Delivery(TypedDict, total=False):

@@ -8,7 +8,7 @@ route's status codes, so the OpenAPI document says exactly what the handlers bel
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
@@ -152,6 +152,19 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+def validation_error(raw: Sequence[Mapping[str, Any]]) -> tuple[int, str, str, dict[str, Any]]:
+    """(status, code, message, details) for pydantic errors; the API handler and the operator CLI share it."""
+    errors = [{"loc": [str(p) for p in e.get("loc", ())], "type": e.get("type"), "msg": e.get("msg")} for e in raw]
+    types = {e["type"] for e in errors}
+    if "json_invalid" in types:
+        return 400, "malformed_json", "request body is not valid JSON", {"errors": errors}
+    custom = [t for t in types if t in SCHEMA_ERROR_CODES]
+    if custom:
+        msg = next(e["msg"] for e in errors if e["type"] == custom[0])
+        return 422, str(custom[0]), str(msg), {"errors": errors}
+    return 422, "validation_error", "request failed validation", {"errors": errors}
+
+
 def _json(status: int, code: str, message: str, details: dict[str, Any] | None = None,
           headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
@@ -173,18 +186,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "type": e.get("type"), "msg": e.get("msg")}
-            for e in exc.errors()
-        ]
-        types = {e["type"] for e in errors}
-        if "json_invalid" in types:
-            return _json(400, "malformed_json", "request body is not valid JSON", {"errors": errors})
-        custom = [t for t in types if t in SCHEMA_ERROR_CODES]
-        if custom:
-            msg = next(e["msg"] for e in errors if e["type"] == custom[0])
-            return _json(422, str(custom[0]), str(msg), {"errors": errors})
-        return _json(422, "validation_error", "request failed validation", {"errors": errors})
+        return _json(*validation_error(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

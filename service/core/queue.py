@@ -28,6 +28,16 @@ ROUTES = {
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
+def sentinel_transport_options(settings: Settings) -> dict[str, Any]:
+    """kombu's Sentinel options (the URL itself is Settings.celery_broker_url); empty without Sentinel."""
+    if not settings.redis_sentinels:
+        return {}
+    opts: dict[str, Any] = {"master_name": settings.redis_sentinel_master}
+    if settings.redis_sentinel_password is not None:
+        opts["sentinel_kwargs"] = {"password": settings.redis_sentinel_password.get_secret_value()}
+    return opts
+
+
 def make_celery(settings: Settings, name: str = "moderation") -> Celery:
     app = Celery(name, broker=settings.celery_broker_url)
     app.conf.update(
@@ -53,6 +63,7 @@ def make_celery(settings: Settings, name: str = "moderation") -> Celery:
             "socket_timeout": settings.redis_socket_timeout_s,
             "socket_connect_timeout": 2.0,
             "queue_order_strategy": "priority",
+            **sentinel_transport_options(settings),
         },
         worker_proc_alive_timeout=settings.worker_proc_alive_timeout_s,
         worker_send_task_events=False,

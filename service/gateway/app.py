@@ -28,7 +28,18 @@ from service.gateway import console
 from service.gateway.deps import Services
 from service.gateway.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware
 from service.gateway.ratelimit import BackPressureCollector, QueueFull, RateLimitMiddleware, queue_full_handler
-from service.gateway.routes import admin, hashlists, health, media, moderations, policies, rescans, reviews, stats
+from service.gateway.routes import (
+    admin,
+    compat_openai,
+    hashlists,
+    health,
+    media,
+    moderations,
+    policies,
+    rescans,
+    reviews,
+    stats,
+)
 from service.gateway.routes.health import StoreCollector
 from service.store.apikeys import ApiKeyStore, BootstrapEntry, TenantStore
 from service.store.client import async_client, sync_client
@@ -100,7 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_exception_handler(QueueFull, queue_full_handler)  # its own handler: 503 plus Retry-After
     for router in (media.router, moderations.router, hashlists.router, reviews.router, reviews.appeals,
-                   rescans.router, admin.router, policies.router, health.router, stats.router, console.router):
+                   rescans.router, admin.router, policies.router, health.router, stats.router, console.router,
+                   compat_openai.router):  # OpenAI's wire format and error shape, under its own prefix
         app.include_router(router)
 
     def limit_for(path: str) -> int:

@@ -53,6 +53,10 @@ async def create_items(
                                        max_pending=settings.queue_max_pending)
         if result.created:
             enqueue(ids)
+            _await_replicas(services, ids)
+        elif result.existing:
+            # A replay: the record it found must be one a failover cannot take back either.
+            _await_replicas(services, list(result.existing.get("ids") or []))
         return result
 
     try:
@@ -71,6 +75,30 @@ async def create_items(
                            code="idempotency_conflict", details={"ids": existing.get("ids", [])})
         return list(existing.get("ids", [])), False
     return ids, True
+
+
+def _await_replicas(services: Services, ids: Sequence[str]) -> None:
+    """With MOD_REDIS_MIN_REPLICAS_ACK, answer 2xx only once that many replicas hold the new items: replication is
+    asynchronous, so an item a failover could still lose is answered 503 instead, and the client's retry with the
+    same Idempotency-Key finds it or creates it again.
+
+    WAIT only covers writes made on its own connection, and the create ran on another pooled one; so one
+    connection writes a fence, WAITs for it, then checks the item is there. The replication stream is ordered
+    and the create finished before the fence, so replicas that acked the fence hold the item -- and if a
+    failover already lost the create, the check finds no item and the client is told to retry.
+    """
+    need = services.settings.redis_min_replicas_ack
+    if need <= 0 or not ids:
+        return
+    pipe = services.items.r.pipeline(transaction=False)
+    pipe.incr(keys.REPLICATION_FENCE)
+    pipe.execute_command("WAIT", need, services.settings.redis_replica_ack_timeout_ms)
+    pipe.exists(keys.item(ids[0]))
+    _, acked, present = pipe.execute()
+    if int(acked) < need or not int(present):
+        raise ServiceUnavailable(f"the write reached {int(acked)} of {need} replicas in time (failover in "
+                                 "progress?); retry with the same Idempotency-Key", code="store_unavailable",
+                                 details={"replicas_acked": int(acked), "replicas_needed": need})
 
 
 async def _fail_unqueued(services: Services, ids: Sequence[str], ikey: str) -> None:

@@ -44,6 +44,9 @@ class Match:
     list_hash: str
     distance: int
     query_hash: str
+    # PDQ matches: which query hashes matched (positions in the `pdq_hashes` passed to `match`; for a video, its
+    # frames in order): the best one first, then every other within the distance, so a verdict can name frames.
+    query_indexes: tuple[int, ...] = ()
 
 
 def _base(tenant: str) -> str:
@@ -203,7 +206,8 @@ class HashMatcher:
         best = int(dist[q, r])
         if best > self.max_distance:
             return None
-        return Match(index.names[r], "pdq", index.hashes[r], best, queries[q])
+        within = [int(i) for i in np.flatnonzero(dist.min(axis=1) <= self.max_distance) if int(i) != int(q)]
+        return Match(index.names[r], "pdq", index.hashes[r], best, queries[q], (int(q), *within))
 
 
 def match(client: redis.Redis, tenant: str, sha256: str | None, pdq_hashes: Iterable[str] = (),

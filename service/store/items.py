@@ -33,11 +33,55 @@ from service.store.client import as_map, as_strs
 FINAL = ("done", "failed", "rejected")
 LIVE = ("queued", "processing")
 JSON_FIELDS = ("metadata", "scores", "flagged", "models", "reasons", "explanation", "categories", "human",
-               "appeal", "rescan_disagreement", "media")
+               "appeal", "rescan_disagreement", "media", "deciders", "checked_with", "rescanned_with")
 PENDING_KEY = keys.PENDING
 METRICS_KEY = keys.METRICS_VERDICTS
 READY_TEXT_KEY = keys.READY_TEXT
 OUTBOX_KEY = keys.OUTBOX  # zset "item_id|event" -> time the webhook became owed
+
+# THE review-queue rule, prepended to every script that changes a decision or the review state (first verdicts
+# here, rescans in store.rescans, claims/decisions/appeals/lease expiry in store.reviews, repair):
+#   an item is in its tenant's review queue (`pending`, or `claimed` under a lease) exactly when it is `done` and
+#   either an appeal is open (`appeal_open`), or its current decision needs review (`review_needed`, written
+#   with every verdict from the policy that made it) and no human decided it (`source` is not `human`).
+# Items written before these fields existed fall back to their recorded review state (see docs/operations.md,
+# `queue repair`). A claimed item is never pulled from under its moderator here; the lease sweep applies the
+# rule when the lease ends.
+QUEUE_RULE = """
+local function queue_wanted(key, rs)
+  local h = redis.call('HMGET', key, 'status', 'source', 'review_needed', 'appeal_open', 'decision', 'appeal')
+  if h[1] ~= 'done' then return false end
+  local queued = rs == 'pending' or rs == 'claimed'
+  local appeal = h[4] == '1' or ((not h[4]) and h[6] and h[6] ~= '' and queued)
+  local needed = h[3] == '1' or ((not h[3]) and (h[5] == 'review' or queued))
+  return appeal or (needed and h[2] ~= 'human')
+end
+local function queue_sync(id, at, score)
+  local key = '@item@' .. id
+  local tenant = redis.call('HGET', key, 'tenant')
+  if not tenant then return 0 end
+  local rs = redis.call('HGET', key, 'review_status') or ''
+  local want = queue_wanted(key, rs)
+  local st = redis.call('HGET', key, 'status')
+  if want and rs ~= 'pending' and rs ~= 'claimed' then
+    if score == nil or score == '' then score = redis.call('HGET', key, 'review_score') or '0' end
+    redis.call('ZADD', '@review@' .. tenant, score, id)
+    redis.call('HSET', key, 'review_status', 'pending', 'review_score', score)
+    redis.call('XADD', '@audit@' .. id, 'MAXLEN', '~', 1000, '*',
+               'event', 'review_queued', 'status', st, 'from', st, 'at', at, 'data', '{}')
+    return 1
+  end
+  if (not want) and rs == 'pending' then
+    redis.call('ZREM', '@review@' .. tenant, id)
+    redis.call('HSET', key, 'review_status', '')
+    redis.call('XADD', '@audit@' .. id, 'MAXLEN', '~', 1000, '*',
+               'event', 'review_dequeued', 'status', st, 'from', st, 'at', at,
+               'data', cjson.encode({decision = redis.call('HGET', key, 'decision') or ''}))
+    return -1
+  end
+  return 0
+end
+"""
 
 _CREATE = """
 local req = cjson.decode(ARGV[1])
@@ -95,12 +139,7 @@ if req.webhook ~= '' then
   -- Outbox: the webhook is owed from this very write; the task removes it, a sweeper re-sends leftovers.
   redis.call('ZADD', '@outbox@', req.at, req.id .. '|' .. req.webhook)
 end
-if req.review_key ~= '' then
-  redis.call('ZADD', req.review_key, req.review_score, req.id)
-  redis.call('HSET', key, 'review_status', 'pending', 'review_score', req.review_score)
-  redis.call('XADD', '@audit@' .. req.id, 'MAXLEN', '~', 1000, '*',
-             'event', 'review_queued', 'status', req.to, 'from', req.to, 'at', req.at, 'data', '{}')
-end
+queue_sync(req.id, req.at, req.review_score)
 return {1, cur}
 """
 
@@ -164,18 +203,25 @@ class Transition:
     data: dict[str, Any] | None = None
     decision: str = ""
     blocked: tuple[str, str, str] | None = None
-    review: tuple[str, float] | None = None  # (review queue key, priority score): enter the review queue
+    # (review queue key, priority score) when the verdict needs review; the queue rule places the item (the key
+    # is implied by the tenant and kept for callers' clarity).
+    review: tuple[str, float] | None = None
     webhook: str = ""  # event owed to the item's callback_url (recorded in the outbox atomically)
+
+    def _fields(self) -> dict[str, Any]:
+        # A verdict records whether it needs review; the queue rule (QUEUE_RULE) reads it in the same script.
+        if self.to != "done":
+            return self.fields or {}
+        return {**(self.fields or {}), "review_needed": "1" if self.review else "0"}
 
     def request(self) -> dict[str, Any]:
         b = self.blocked
         return {
             "id": self.item_id, "to": self.to, "from": list(self.from_), "event": self.event, "at": now_s(),
-            "fields": _encode(self.fields or {}), "data": json.dumps(self.data or {}, ensure_ascii=False),
+            "fields": _encode(self._fields()), "data": json.dumps(self.data or {}, ensure_ascii=False),
             "final": self.to in FINAL, "decision": self.decision,
             "blocked_key": blocked_key(b[1]) if b else "", "blocked_op": b[0] if b else "", "ext": b[2] if b else "",
-            "review_key": self.review[0] if self.review else "", "review_score": self.review[1] if self.review else 0,
-            "webhook": self.webhook,
+            "review_score": self.review[1] if self.review else "", "webhook": self.webhook,
         }
 
 
@@ -193,7 +239,7 @@ class ItemStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
         self._create = client.register_script(keys.lua(_CREATE))
-        self._transition = client.register_script(keys.lua(_TRANSITION))
+        self._transition = client.register_script(keys.lua(QUEUE_RULE + _TRANSITION))
 
     # ---- creation -------------------------------------------------------------------------
     def create(self, items: Sequence[NewItem], idem_key: str = "", idem_value: dict[str, Any] | None = None,
@@ -230,7 +276,7 @@ class ItemStore:
                 for it, ts in zip(items, stamps, strict=True)
             ],
         }
-        created, existing = self._create(args=[json.dumps(payload)])
+        created, existing = self._create(keys=[keys.SLOT], args=[json.dumps(payload)])  # SLOT: cluster routing
         if int(created) == 1:
             return CreateResult(True)
         if int(created) == -1:
@@ -261,7 +307,7 @@ class ItemStore:
         """Several transitions in one round trip; each is still atomic on its own."""
         pipe = self.r.pipeline(transaction=False)
         for t in transitions:
-            self._transition(args=[json.dumps(t.request())], client=pipe)
+            self._transition(keys=[keys.SLOT], args=[json.dumps(t.request())], client=pipe)
         return [(int(moved) == 1, prev or None) for moved, prev in pipe.execute()]
 
     # ---- reads ----------------------------------------------------------------------------

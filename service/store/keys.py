@@ -2,11 +2,23 @@
 
 All keys share the `mod:` prefix so one Redis can host other apps (Celery's broker uses another DB index).
 Lua scripts use `@name@` placeholders that `lua()` fills from `LUA_PREFIXES` when the script is defined.
+
+Redis Cluster (docs/operations.md "Redis Sentinel and Redis Cluster"): with MOD_REDIS_HASH_TAG set, the prefix
+becomes `mod:{<tag>}:`, so every key of this deployment hashes to the tag's one slot and every multi-key Lua
+script, MULTI and MGET stays inside it. The tag is read from the environment at import because key names are
+module constants the scripts are compiled with; Settings.redis_hash_tag declares it and the connection factory
+refuses to start when the two disagree. Empty (the default) keeps the plain `mod:` names.
 """
 
 from __future__ import annotations
 
-PREFIX = "mod:"
+import os
+
+HASH_TAG = os.environ.get("MOD_REDIS_HASH_TAG", "")
+PREFIX = f"mod:{{{HASH_TAG}}}:" if HASH_TAG else "mod:"
+# Never written: passed as KEYS[1] to scripts that compute their key names, so a cluster client routes them to
+# the tag's slot (without a declared key redis-py's RedisCluster would pick a random node).
+SLOT = PREFIX + "slot"
 
 # Items and their side structures.
 ITEM = PREFIX + "item:"                 # hash per item
@@ -23,6 +35,8 @@ PENDING = PREFIX + "pending"            # zset of live items (queued/processing)
 READY_TEXT = PREFIX + "ready:text"      # list of text items waiting, for opportunistic batching
 OUTBOX = PREFIX + "outbox"              # zset "item_id|event" -> time the webhook became owed
 METRICS_VERDICTS = PREFIX + "metrics:verdicts"
+REPLICATION_FENCE = PREFIX + "fence"  # counter a gateway bumps and WAITs on (MOD_REDIS_MIN_REPLICAS_ACK)
+REAPER_LOCK = PREFIX + "reaper"        # SET NX EX: one worker per period re-enqueues stale items
 
 # Tenants, keys, policies, lists.
 APIKEY = PREFIX + "apikey:"             # hash per API key digest
@@ -216,7 +230,7 @@ HEARTBEAT_PATTERN = HEARTBEAT + "*"
 LUA_PREFIXES: dict[str, str] = {
     "item": ITEM, "audit": AUDIT, "notify": NOTIFY, "versions": VERSIONS, "idx_tenant": IDX_TENANT,
     "idx_all": IDX_ALL, "pending": PENDING, "ready_text": READY_TEXT, "outbox": OUTBOX,
-    "metrics_verdicts": METRICS_VERDICTS, "rescan": RESCAN,
+    "metrics_verdicts": METRICS_VERDICTS, "rescan": RESCAN, "review": REVIEW, "leases": LEASES,
 }
 
 

@@ -3,7 +3,8 @@
 Keys: `mod:rescan:{job}` hash (status, filter, counters), `mod:rescan:{job}:targets` set of item ids planned,
 `mod:rescan:{job}:seen` set of item ids whose outcome was counted, `mod:rescans` zset of jobs by time,
 `mod:versions:{item}` list of superseded verdicts. Counting and applying a changed verdict happen in one
-Lua script guarded by the seen set, so a redelivered chunk (killed worker) never counts an item twice.
+Lua script guarded by the seen set, so a redelivered chunk (killed worker) never counts an item twice; the same
+script records what the item was checked with (`checked_with`) and applies the review-queue rule.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import redis
 from service.store import keys
 from service.store.blocked import blocked_key
 from service.store.client import as_str, as_strs
-from service.store.items import _encode, now_s
+from service.store.items import QUEUE_RULE, _encode, now_s
 
 BUCKETS = ("changed", "unchanged", "failed", "skipped")
 
@@ -40,6 +41,10 @@ if r.bucket == 'changed' then
     r.audit_event = 'rescan_conflict'
     applied = 2
   end
+elseif r.check_version == 1 and (redis.call('HGET', key, 'verdict_version') or '') ~= r.expect_version then
+  -- An unchanged outcome of a verdict that another rescan replaced meanwhile: nothing of it may be recorded
+  -- (its `review_needed` or `checked_with` would describe the old verdict).
+  r.fields = {}
 end
 if r.bucket == 'changed' then
   redis.call('RPUSH', '@versions@' .. r.id, r.old)
@@ -56,10 +61,6 @@ if r.bucket == 'changed' then
     if r.blocked_op == 'add' then redis.call('SADD', r.blocked_key, r.ext)
     else redis.call('SREM', r.blocked_key, r.ext) end
   end
-  if r.review_key ~= '' then
-    redis.call('ZADD', r.review_key, r.review_score, r.id)
-    redis.call('HSET', key, 'review_status', 'pending', 'review_score', r.review_score)
-  end
 else
   local flat = {}
   for f, v in pairs(r.fields) do table.insert(flat, f); table.insert(flat, v) end
@@ -70,6 +71,8 @@ else
                'from', st, 'at', r.at, 'data', r.audit)
   end
 end
+-- The queue rule in the same write: a changed verdict (or a changed need for review) moves the item in or out.
+queue_sync(r.id, r.at, r.review_score)
 redis.call('SADD', job .. ':seen', r.id)
 redis.call('HINCRBY', job, r.bucket, 1)
 if r.disagree == 1 then redis.call('HINCRBY', job, 'human_disagreements', 1) end
@@ -81,7 +84,7 @@ return applied
 class RescanStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
-        self._apply = client.register_script(keys.lua(_APPLY))
+        self._apply = client.register_script(keys.lua(QUEUE_RULE + _APPLY))
 
     def create(self, filters: dict[str, Any], created_by: str) -> str:
         job_id = "rs_" + uuid.uuid4().hex[:16]
@@ -124,20 +127,23 @@ class RescanStore:
 
     def apply(self, job_id: str, item_id: str, bucket: str, *, fields: dict[str, Any] | None = None,
               old: dict[str, Any] | None = None, audit_event: str = "", audit: dict[str, Any] | None = None,
-              blocked: tuple[str, str, str] | None = None, review: tuple[str, float] | None = None,
-              disagree: bool = False, expect_version: str = "") -> bool:
+              blocked: tuple[str, str, str] | None = None, review_score: float | None = None,
+              disagree: bool = False, expect_version: str | None = None) -> bool:
         """Count one item's outcome (and apply a changed verdict) exactly once.
 
         True only when this call counted the item and, for `changed`, wrote the new verdict; a stale change
         (the item was decided, claimed or re-verdicted meanwhile) is counted `unchanged` and returns False.
+        The same script applies the review-queue rule (`fields` carry `review_needed`; `review_score` is the
+        queue priority should the item enter), so no rescan leaves a stale or missing queue entry.
         """
         req = {"job": job_id, "id": item_id, "bucket": bucket, "fields": _encode(fields or {}),
                "old": json.dumps(old or {}), "audit_event": audit_event, "audit": json.dumps(audit or {}),
                "at": now_s(), "blocked_op": blocked[0] if blocked else "",
                "blocked_key": blocked_key(blocked[1]) if blocked else "", "ext": blocked[2] if blocked else "",
-               "review_key": review[0] if review else "", "review_score": review[1] if review else 0,
-               "disagree": 1 if disagree else 0, "expect_version": expect_version}
-        return int(self._apply(args=[json.dumps(req)])) == 1
+               "review_score": "" if review_score is None else review_score,
+               "disagree": 1 if disagree else 0, "expect_version": expect_version or "",
+               "check_version": 0 if expect_version is None else 1}
+        return int(self._apply(keys=[keys.SLOT], args=[json.dumps(req)])) == 1  # SLOT: cluster routing
 
     def maybe_finish(self, job_id: str) -> bool:
         key = keys.rescan(job_id)

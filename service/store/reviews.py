@@ -18,8 +18,8 @@ import redis
 from service.core.domain import Item
 from service.store import keys
 from service.store.blocked import blocked_key
-from service.store.client import as_map, as_scored, as_strs
-from service.store.items import decode_item, now_s
+from service.store.client import as_map, as_scored, as_str, as_strs
+from service.store.items import QUEUE_RULE, decode_item, now_s
 
 # Age is packed below the priority rank; both must stay under 2**53 to sort exactly (see priority_score).
 _EPOCH = 1735689600.0  # 2025-01-01
@@ -59,11 +59,13 @@ for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[2], id)
   if redis.call('HGET', key, 'review_status') == 'claimed' then
     local holder = redis.call('HGET', key, 'lease_holder') or ''
-    redis.call('HSET', key, 'review_status', 'pending', 'lease_holder', '', 'lease_expires_at', '')
-    redis.call('ZADD', KEYS[1], redis.call('HGET', key, 'review_score'), id)
+    -- The queue rule: the item goes back only if it still needs review (a rescan may have settled it meanwhile).
+    local back = queue_wanted(key, 'claimed')
+    redis.call('HSET', key, 'review_status', back and 'pending' or '', 'lease_holder', '', 'lease_expires_at', '')
+    if back then redis.call('ZADD', KEYS[1], redis.call('HGET', key, 'review_score') or 0, id) end
     local st = redis.call('HGET', key, 'status')
     redis.call('XADD', '@audit@' .. id, 'MAXLEN', '~', 1000, '*', 'event', 'lease_expired', 'status', st,
-               'from', st, 'at', ARGV[2], 'data', cjson.encode({moderator = holder}))
+               'from', st, 'at', ARGV[2], 'data', cjson.encode({moderator = holder, requeued = back}))
   end
 end
 return #expired
@@ -87,8 +89,12 @@ if st == 'claimed' then
   return {2, r.moderator}
 end
 if st ~= 'pending' then return {-2, st or 'none'} end
-local excluded = redis.call('HGET', key, 'appeal_excluded')
-if excluded and excluded == r.moderator then return {-3, excluded} end
+-- Everyone who decided this item before is excluded (a set, so a second appeal cannot reach the first remover);
+-- `appeal_excluded` is the last decider, kept for items decided before `deciders` existed.
+if redis.call('HGET', key, 'appeal_excluded') == r.moderator then return {-3, r.moderator} end
+for _, who in ipairs(deciders_of(key)) do
+  if who == r.moderator then return {-3, who} end
+end
 redis.call('ZREM', KEYS[1], r.id)
 redis.call('ZADD', KEYS[2], r.expires, r.id)
 redis.call('HSET', key, 'review_status', 'claimed', 'lease_holder', r.moderator, 'lease_expires_at', r.expires)
@@ -101,7 +107,9 @@ _DECIDE = """
 local r = cjson.decode(ARGV[1])
 local key = '@item@' .. r.id
 if redis.call('HGET', key, 'tenant') ~= r.tenant then return {-1, 'not_found'} end
-if redis.call('HGET', key, 'review_status') ~= 'claimed' then return {-2, 'not_claimed'} end
+local rs = redis.call('HGET', key, 'review_status') or ''
+if rs == 'pending' then return {-2, 'not_claimed'} end
+if rs ~= 'claimed' then return {-4, rs == '' and 'none' or rs} end
 if redis.call('HGET', key, 'lease_holder') ~= r.moderator then return {0, 'not_holder'} end
 local status = redis.call('HGET', key, 'status')
 redis.call('ZREM', KEYS[2], r.id)
@@ -113,9 +121,14 @@ if r.action == 'escalate' then
              'from', status, 'at', r.at, 'data', r.human)
   return {1, 'escalated'}
 end
+local deciders = deciders_of(key)
+local known = false
+for _, who in ipairs(deciders) do if who == r.moderator then known = true end end
+if not known then table.insert(deciders, r.moderator) end
 redis.call('HSET', key, 'review_status', 'decided', 'lease_holder', '', 'lease_expires_at', '',
            'decision', r.decision, 'source', 'human', 'human', r.human, 'flagged', r.flagged,
-           'appeal_excluded', r.moderator, 'updated_at', r.at)
+           'appeal_excluded', r.moderator, 'deciders', cjson.encode(deciders), 'appeal_open', '0',
+           'updated_at', r.at)
 redis.call('XADD', '@audit@' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'human_decision', 'status', status,
            'from', status, 'at', r.at, 'data', r.human)
 redis.call('HINCRBY', '@metrics_verdicts@', 'human_' .. r.decision, 1)
@@ -128,6 +141,7 @@ local ext = redis.call('HGET', key, 'external_id')
 if ext and ext ~= '' then
   if r.decision == 'block' then redis.call('SADD', r.blocked_key, ext) else redis.call('SREM', r.blocked_key, ext) end
 end
+queue_sync(r.id, r.at, '')
 return {1, r.decision}
 """
 
@@ -139,12 +153,73 @@ local status = redis.call('HGET', key, 'status')
 if status ~= 'done' then return {-2, status} end
 local st = redis.call('HGET', key, 'review_status')
 if st == 'pending' or st == 'claimed' then return {0, st} end
-local score = r.score
-redis.call('HSET', key, 'review_status', 'pending', 'appeal', r.appeal, 'review_score', score)
-redis.call('ZADD', KEYS[1], score, r.id)
+redis.call('HSET', key, 'appeal', r.appeal, 'appeal_open', '1')
 redis.call('XADD', '@audit@' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'appeal', 'status', status,
            'from', status, 'at', r.at, 'data', r.appeal)
+queue_sync(r.id, r.at, r.score)
 return {1, 'pending'}
+"""
+
+
+# Moderators who decided an item (JSON list in the item hash): appeals exclude all of them.
+_DECIDERS = """
+local function deciders_of(key)
+  local raw = redis.call('HGET', key, 'deciders')
+  if not raw or raw == '' then return {} end
+  return cjson.decode(raw)
+end
+"""
+
+# Rebuilds one item's queue membership from the item (QUEUE_RULE); `dry` reports without writing. With
+# `orphans_only`, only a queue entry whose item is gone or belongs to another tenant is handled.
+_REPAIR = """
+local r = cjson.decode(ARGV[1])
+local key = '@item@' .. r.id
+local tenant = redis.call('HGET', key, 'tenant')
+local t = r.tenant
+if t == '' then t = tenant end
+if not t then return '' end
+local qkey, lkey = '@review@' .. t, '@leases@' .. t
+local inq = redis.call('ZSCORE', qkey, r.id)
+local leased = redis.call('ZSCORE', lkey, r.id)
+if tenant ~= t then
+  if not (inq or leased) then return '' end
+  if r.dry == 0 then redis.call('ZREM', qkey, r.id); redis.call('ZREM', lkey, r.id) end
+  return 'drop_orphan'
+end
+if r.orphans_only == 1 then return '' end
+local rs = redis.call('HGET', key, 'review_status') or ''
+local action = ''
+if queue_wanted(key, rs) then
+  if rs == 'claimed' and leased then
+    if inq then action = 'unqueue_leased' end
+  elseif not (rs == 'pending' and inq and not leased) then
+    action = 'enqueue'
+  end
+elseif inq or leased or rs == 'pending' or rs == 'claimed' then
+  action = 'dequeue'
+end
+if action == '' or r.dry == 1 then return action end
+local st = redis.call('HGET', key, 'status') or ''
+if action == 'unqueue_leased' then
+  redis.call('ZREM', qkey, r.id)
+elseif action == 'enqueue' then
+  local score = redis.call('HGET', key, 'review_score')
+  if not score or score == '' then score = r.score end
+  redis.call('ZREM', lkey, r.id)
+  redis.call('ZADD', qkey, score, r.id)
+  redis.call('HSET', key, 'review_status', 'pending', 'review_score', score, 'lease_holder', '',
+             'lease_expires_at', '')
+else
+  redis.call('ZREM', qkey, r.id)
+  redis.call('ZREM', lkey, r.id)
+  if rs == 'pending' or rs == 'claimed' then
+    redis.call('HSET', key, 'review_status', '', 'lease_holder', '', 'lease_expires_at', '')
+  end
+end
+redis.call('XADD', '@audit@' .. r.id, 'MAXLEN', '~', 1000, '*', 'event', 'review_repaired', 'status', st,
+           'from', st, 'at', r.at, 'data', cjson.encode({action = action, review_status = rs}))
+return action
 """
 
 
@@ -157,10 +232,11 @@ class ReviewError(Exception):
 class ReviewStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
-        self._sweep = client.register_script(keys.lua(_SWEEP))
-        self._claim = client.register_script(keys.lua(_CLAIM))
-        self._decide = client.register_script(keys.lua(_DECIDE))
-        self._appeal = client.register_script(keys.lua(_APPEAL))
+        self._sweep = client.register_script(keys.lua(QUEUE_RULE + _SWEEP))
+        self._claim = client.register_script(keys.lua(_DECIDERS + _CLAIM))
+        self._decide = client.register_script(keys.lua(QUEUE_RULE + _DECIDERS + _DECIDE))
+        self._appeal = client.register_script(keys.lua(QUEUE_RULE + _APPEAL))
+        self._repair = client.register_script(keys.lua(QUEUE_RULE + _REPAIR))
 
     def sweep(self, tenant: str) -> int:
         """Return items with expired leases to the queue (called on every read/claim)."""
@@ -209,6 +285,8 @@ class ReviewStore:
             raise ReviewError("review_not_found", f"no review item {item_id!r}", 404)
         if code == -2:
             raise ReviewError("lease_required", "claim the item before deciding it")
+        if code == -4:
+            raise ReviewError("not_in_review", f"item is not waiting for review (review status: {detail})")
         if code == 0:
             raise ReviewError("lease_required", "only the moderator holding the lease may decide this item", 403)
         return human
@@ -228,6 +306,54 @@ class ReviewStore:
             raise ReviewError("not_appealable", f"only finished moderations can be appealed (status: {detail})")
         if code == 0:
             raise ReviewError("appeal_pending", "this item is already waiting for review")
+
+    def repair(self, tenant: str | None, dry_run: bool = False, page: int = 500) -> list[dict[str, Any]]:
+        """Rebuild review-queue membership from the items (every tenant's, or one's); returns what (would have)
+        changed: `enqueue`, `dequeue`, `unqueue_leased` (queued and leased at once) or `drop_orphan` (a queue
+        entry whose item is gone or belongs to another tenant)."""
+        changes: list[dict[str, Any]] = []
+        index = keys.index(tenant)
+        offset = 0
+        while True:
+            ids = as_strs(self.r.zrange(index, offset, offset + page - 1))
+            if not ids:
+                break
+            offset += len(ids)
+            items = [decode_item(as_map(raw)) if raw else None for raw in self._raw(ids)]
+            changes += self._repair_many([(i, "", it) for i, it in zip(ids, items, strict=True)], dry_run, False)
+        prefix = keys.review("")
+        lease_prefix = keys.leases("")
+        if tenant:
+            tenants = [tenant]
+        else:
+            found = {as_str(k)[len(prefix):] for k in self.r.scan_iter(match=prefix + "*", count=1000)}
+            found |= {as_str(k)[len(lease_prefix):] for k in self.r.scan_iter(match=lease_prefix + "*", count=1000)}
+            tenants = sorted(found)
+        for t in tenants:
+            members = {*as_strs(self.r.zrange(queue_key(t), 0, -1)), *as_strs(self.r.zrange(lease_key(t), 0, -1))}
+            changes += self._repair_many([(i, t, None) for i in sorted(members)], dry_run, True)
+        return changes
+
+    def _raw(self, ids: list[str]) -> list[Any]:
+        pipe = self.r.pipeline(transaction=False)
+        for i in ids:
+            pipe.hgetall(keys.item(i))
+        return list(pipe.execute())
+
+    def _repair_many(self, rows: list[tuple[str, str, Item | None]], dry_run: bool,
+                     orphans_only: bool) -> list[dict[str, Any]]:
+        pipe = self.r.pipeline(transaction=False)
+        for item_id, t, item in rows:
+            req = {"id": item_id, "tenant": t, "at": now_s(), "dry": 1 if dry_run else 0,
+                   "orphans_only": 1 if orphans_only else 0, "score": item_priority(item) if item else 0}
+            self._repair(args=[json.dumps(req)], client=pipe)
+        out = []
+        for (item_id, t, item), action in zip(rows, pipe.execute(), strict=True):
+            if action:
+                out.append({"id": item_id, "tenant": t or (item or {}).get("tenant"), "action": as_str(action),
+                            "decision": (item or {}).get("decision"),
+                            "review_status": (item or {}).get("review_status"), "dry_run": dry_run})
+        return out
 
     def page(self, tenant: str, after: tuple[float, str] | None, limit: int) -> list[tuple[str, float]]:
         """Queue order; `after` = (score, id) of the last item seen. Ties on score are ordered by id, as in

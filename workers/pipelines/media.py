@@ -26,9 +26,18 @@ def matcher(rt: Runtime) -> HashMatcher:
     return _MATCHER
 
 
-def hash_verdict(hit: Match, policy: Policy) -> Verdict:
-    reason = {"type": "hash_match", "code": "hash_match", "list": hit.list_name, "hash_kind": hit.kind,
-              "distance": hit.distance, "list_hash": hit.list_hash, "query_hash": hit.query_hash}
+MAX_MATCHED_FRAMES = 50  # a long video matching throughout names its first frames, not hundreds
+
+
+def hash_verdict(hit: Match, policy: Policy, frame_ts_ms: list[int] | None = None) -> Verdict:
+    """A block by hash list. For a video's PDQ match, `frame_ts_ms` holds the sampled frames' timestamps, so the
+    reason says where it matched: `frame_ts_ms` of the best match and `matched_frames_ms` of every match."""
+    reason: dict[str, object] = {
+        "type": "hash_match", "code": "hash_match", "list": hit.list_name, "hash_kind": hit.kind,
+        "distance": hit.distance, "list_hash": hit.list_hash, "query_hash": hit.query_hash}
+    if frame_ts_ms and hit.query_indexes:
+        reason["frame_ts_ms"] = frame_ts_ms[hit.query_indexes[0]]
+        reason["matched_frames_ms"] = sorted(frame_ts_ms[i] for i in hit.query_indexes)[:MAX_MATCHED_FRAMES]
     return {"decision": "block", "scores": {}, "flagged": [], "reasons": [reason], "explanation": None,
             "models": [], "policy_version": policy.id, "media": None}
 
@@ -52,7 +61,8 @@ def evaluate(rt: Runtime, item: Item, path: Path, policy: Policy) -> tuple[Verdi
         prepared = job.prepared()
         hit = matcher(rt).match(item["tenant"], None, prepared.pdq_hex())
         if hit:
-            return hash_verdict(hit, policy), ""  # leaving the block stops the speculative scoring
+            frames = [h.ts_ms for h in prepared.pdq] if prepared.kind == "video" or prepared.animated else None
+            return hash_verdict(hit, policy, frames), ""  # leaving the block stops the speculative scoring
         if slot.obj is None:
             raise ModelUnavailable(slot.error or "image models not loaded")
         if cached is not None:

@@ -12,7 +12,7 @@ import redis
 from service.core.domain import Item
 from service.core.queue import RESCAN_TASK
 from service.store import keys
-from service.store.client import as_strs
+from service.store.client import as_strs, broker_client
 from service.store.rescans import RescanStore
 from workers import runtime
 from workers.pipelines.media_rescan import rescore_media
@@ -25,20 +25,30 @@ SUB_BATCH = 16
 LIVE_QUEUES = ("text", "media")
 
 
+def checked_versions(item: Item) -> tuple[set[str], str | None]:
+    """(model versions, policy version) the item was last checked with: a rescan's `checked_with` stamp (written
+    whether or not the verdict changed), else its verdict's own. Models count as `name@version` and `version`."""
+    checked = item.get("checked_with") or item.get("rescanned_with") or {}
+    models = checked.get("models") if checked else item.get("models")
+    policy = checked.get("policy_version") if checked else item.get("policy_version")
+    names = {f"{m['name']}@{m['version']}" for m in models or []} | {m["version"] for m in models or []}
+    return names, policy
+
+
 def _matches(item: Item, f: dict[str, Any]) -> bool:
-    if item.get("status") != "done":
-        return True  # counted as skipped, with the reason, rather than silently left out
-    if f.get("kind") and item["kind"] != f["kind"]:
+    """Every filter applies to every item, whatever its status (an unfinished item has no decision/versions)."""
+    if f.get("kind") and item.get("kind") != f["kind"]:
         return False
     if f.get("decision") and item.get("decision") != f["decision"]:
         return False
-    versions = {f"{m['name']}@{m['version']}" for m in item.get("models") or []} | {
-        m["version"] for m in item.get("models") or []}
-    if f.get("model_version_not") and f["model_version_not"] in versions:
+    models, policy = checked_versions(item)
+    if f.get("model_version_not") and f["model_version_not"] in models:
         return False
-    if f.get("policy_version_not") and item.get("policy_version") == f["policy_version_not"]:
+    if f.get("policy_version_not") and policy == f["policy_version_not"]:
         return False
-    return not (f.get("scored_before") and float(item.get("completed_at") or 0) >= f["scored_before"])
+    # Scored = last checked: an unchanged rescan re-scored the item too, so it no longer counts as "older".
+    scored = (item.get("checked_with") or {}).get("at") or item.get("completed_at") or 0
+    return not (f.get("scored_before") and float(scored) >= f["scored_before"])
 
 
 def _pages(rt: Runtime, f: dict[str, Any], page: int = 1000) -> Iterator[list[Item]]:
@@ -104,7 +114,7 @@ def fail_uncounted(rt: Runtime, job_id: str, ids: list[str], reason: str) -> Non
 
 def run_chunk(rt: Runtime, job_id: str, ids: list[str]) -> None:
     jobs = RescanStore(rt.redis)
-    broker = redis.Redis.from_url(rt.settings.celery_broker_url, socket_timeout=2)
+    broker = broker_client(rt.settings)  # Sentinel-aware, like every other Redis connection
     try:
         for start in range(0, len(ids), SUB_BATCH):
             if jobs.status(job_id) not in ("running", "planning"):

@@ -1,14 +1,19 @@
-"""Owns recording one rescanned item's outcome: unchanged, changed (new verdict version) or disagreeing."""
+"""Owns recording one rescanned item's outcome: unchanged, changed (new verdict version) or disagreeing.
+
+Every outcome records what the item was checked with (`checked_with`: models and policy version), so the
+`model_version_not` / `policy_version_not` filters skip an item once a rescan has checked it, changed or not.
+"""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from service.core.domain import Item, Verdict
 from service.core.policy import Policy
 from service.core.queue import WEBHOOK_TASK
 from service.store.rescans import RescanStore
-from service.store.reviews import item_priority, queue_key
+from service.store.reviews import item_priority
 from workers.lifecycle import VERDICT_FIELDS, needs_review
 from workers.runtime import Runtime
 
@@ -18,8 +23,10 @@ def record_outcome(rt: Runtime, jobs: RescanStore, job_id: str, it: Item,
     """Compare with the current verdict; write a new version only when the outcome changed."""
     now = time.time()
     same = verdict["decision"] == it.get("decision") and sorted(verdict["flagged"]) == sorted(it.get("flagged") or [])
-    stamp = {"rescanned_with": {"job": job_id, "at": now, "models": verdict["models"],
-                                "policy_version": verdict["policy_version"]}}
+    stamp: dict[str, Any] = {"checked_with": {"job": job_id, "at": now, "models": verdict["models"],
+                                              "policy_version": verdict["policy_version"]}}
+    version = "" if it.get("verdict_version") is None else str(it["verdict_version"])
+    score = item_priority({**it, "scores": verdict["scores"]})
     if it.get("source") == "human":
         # A human decision is never overwritten; a disagreeing rescan only flags the item.
         if verdict["decision"] != it.get("decision"):
@@ -30,8 +37,11 @@ def record_outcome(rt: Runtime, jobs: RescanStore, job_id: str, it: Item,
         else:
             jobs.apply(job_id, it["id"], "unchanged", fields=stamp)
         return
+    needed = "1" if needs_review(verdict["decision"], policy) else "0"
     if same:
-        jobs.apply(job_id, it["id"], "unchanged", fields=stamp)
+        # The decision stands, but whether it needs review follows the current policy (`review_blocked`).
+        jobs.apply(job_id, it["id"], "unchanged", fields={**stamp, "review_needed": needed}, review_score=score,
+                   expect_version=version)
         return
     old = {k: it.get(k) for k in ("decision", "scores", "flagged", "models", "policy_version", "verdict_version",
                                   "completed_at")}
@@ -41,13 +51,9 @@ def record_outcome(rt: Runtime, jobs: RescanStore, job_id: str, it: Item,
         blocked = ("add", it["tenant"], ext)
     elif ext and it.get("decision") == "block":
         blocked = ("remove", it["tenant"], ext)
-    review = None
-    if needs_review(verdict["decision"], policy) and it.get("review_status") not in ("pending", "claimed"):
-        review = (queue_key(it["tenant"]), item_priority({**it, "scores": verdict["scores"]}))
     fields = {k: verdict.get(k) for k in VERDICT_FIELDS}
-    fields.update({"verdict_key": key, "completed_at": now, "source": "model", **stamp})
-    version = "" if it.get("verdict_version") is None else str(it["verdict_version"])
-    applied = jobs.apply(job_id, it["id"], "changed", fields=fields, old=old, blocked=blocked, review=review,
+    fields.update({"verdict_key": key, "completed_at": now, "source": "model", "review_needed": needed, **stamp})
+    applied = jobs.apply(job_id, it["id"], "changed", fields=fields, old=old, blocked=blocked, review_score=score,
                          expect_version=version,
                          audit={"job": job_id, "from": it.get("decision"), "to": verdict["decision"],
                                 "policy_version": verdict["policy_version"], "models": verdict["models"]})

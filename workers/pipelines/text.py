@@ -11,6 +11,7 @@ from service.core.domain import Item, Verdict
 from service.core.policy import Policy
 from service.store.items import LIVE, verdict_key
 from workers import runtime
+from workers.base import TimeLimits, chars_within, text_time_limits
 from workers.lifecycle import VERDICT_CACHE_TTL_S, Done, fail, finish_all, mark_loaded
 from workers.runtime import Runtime
 from workers.verdicts import blocklist_reasons
@@ -20,17 +21,23 @@ log = logging.getLogger(__name__)
 EMPTY_NOTE = {"type": "note", "code": "empty_text", "message": "text is whitespace only; nothing to classify"}
 
 
-def _select(rt: Runtime, own: list[str], extra: list[str]) -> list[Item]:
+def _live(rt: Runtime, ids: list[str]) -> list[Item]:
+    return [it for it in rt.items.get_many(list(dict.fromkeys(ids))) if it is not None and it["status"] in LIVE]
+
+
+def _chars(items: list[Item]) -> int:
+    return sum(len(it.get("text") or "") for it in items)
+
+
+def _select(rt: Runtime, own: list[Item], extra: list[str], budget: int) -> list[Item]:
     """The task's own live items, plus popped ones while they fit the character budget (one round trip).
     Popped items that do not fit keep waiting for their own task."""
-    own_set = set(own)
-    chosen: list[Item] = []
-    chars = 0
-    for it in rt.items.get_many(list(dict.fromkeys([*own, *extra]))):
-        if it is None or it["status"] not in LIVE:
-            continue
+    own_ids = {it["id"] for it in own}
+    chosen = list(own)
+    chars = _chars(own)
+    for it in _live(rt, [i for i in extra if i not in own_ids]) if extra else []:
         size = len(it.get("text") or "")
-        if it["id"] in own_set or chars + size <= rt.settings.text_task_max_chars:
+        if chars + size <= budget:
             chosen.append(it)
             chars += size
     return chosen
@@ -42,19 +49,28 @@ def _fault_pause(rt: Runtime, items: list[Item]) -> None:
         time.sleep(rt.settings.fault_pause_s)
 
 
-def run(rt: Runtime, item_ids: list[str]) -> None:
-    # Opportunistic batching: also take text items that are waiting behind this task. Their own messages
-    # arrive later and find them final (a cheap no-op), so a burst of single submissions is scored in batches.
+def run(rt: Runtime, item_ids: list[str], limits: TimeLimits) -> TimeLimits | None:
+    """Score the task's items under `limits`. Returns None when done, or, touching nothing, the longer limits
+    its own items need (long texts): the task is then sent again with those, not failed later by a timeout."""
+    own = _live(rt, item_ids)
+    needed = text_time_limits(rt.settings, _chars(own))
+    if needed.soft > limits.soft:
+        return needed
+    # Opportunistic batching: also take text items that are waiting behind this task, as far as the time
+    # limit allows. Their own messages arrive later and find them final (a cheap no-op), so a burst of single
+    # submissions is scored in batches.
     extra = rt.items.pop_ready_text(rt.settings.text_batch_size)
-    items = mark_loaded(rt, _select(rt, item_ids, extra))
+    budget = min(rt.settings.text_task_max_chars, chars_within(rt.settings, limits))
+    items = mark_loaded(rt, _select(rt, own, extra, budget))
     if not items:
-        return
+        return None
     _fault_pause(rt, items)
     slot = runtime.text_model(rt)
     if slot.obj is None:
         fail(rt, [it["id"] for it in items], "model_unavailable", slot.error or "text model not loaded")
-        return
+        return None
     finish_all(rt, verdicts_for(rt, slot.obj, items))
+    return None
 
 
 def verdicts_for(rt: Runtime, model: Any, items: list[Item]) -> list[Done]:

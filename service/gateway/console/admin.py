@@ -8,18 +8,19 @@ sees only its own tenant's jobs) and a dry-run of a policy change that lists wha
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Path, Query, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.core.errors import NotFound
-from service.core.policy import Policy, PolicyError, Thresholds, load_policy_file
+from service.core.policy import KINDS, Policy, layer_errors, load_policy_file, parse_layer
 from service.core.security import TENANT_PATTERN, Principal
 from service.gateway.console.session import ConsolePrincipal, ConsoleRoute, require_admin
 from service.gateway.deps import JsonBody, ServicesDep
 from service.gateway.routes import admin, hashlists, policies, rescans
-from service.gateway.routes.policies import PolicyOverride
+from service.gateway.routes.policies import KindOverride, PolicyOverride
 from service.gateway.schemas import KeyCreate
 
 router = APIRouter(prefix="/console/api/admin", route_class=ConsoleRoute, include_in_schema=False)
@@ -37,6 +38,9 @@ def _scope(principal: Principal, tenant: str | None) -> str:
 
 
 # ---- policy ---------------------------------------------------------------------------------------------------
+_NO_KIND = KindOverride()
+
+
 def _diff(before: Policy, base_terms: set[str], after: PolicyOverride) -> list[dict[str, Any]]:
     """What saving `after` as the tenant's override would change in its effective policy."""
     changes: list[dict[str, Any]] = []
@@ -46,6 +50,14 @@ def _diff(before: Policy, base_terms: set[str], after: PolicyOverride) -> list[d
             new = after.categories[cat].get(level)
             if old.get(level) != new:
                 changes.append({"field": f"categories.{cat}.{level}", "before": old.get(level), "after": new})
+    # Per-kind entries, added or dropped: what that kind is judged with now and after (the one merge order).
+    proposed = replace(before, override=parse_layer(after.model_dump(include={"categories", "kinds"}), "proposed"))
+    for kind in KINDS:
+        now, then = before.for_kind(kind), proposed.for_kind(kind)
+        for cat in sorted(set(before.override.kinds.get(kind, {})) | set(after.kinds.get(kind, _NO_KIND).categories)):
+            old, new = now.thresholds(cat).to_dict(), then.thresholds(cat).to_dict()
+            changes += [{"field": f"kinds.{kind}.categories.{cat}.{level}", "before": old[level], "after": new[level]}
+                        for level in ("review", "block") if old[level] != new[level]]
     old_terms, new_terms = set(before.blocklist_terms), base_terms | set(after.blocklist_terms)
     changes += [{"field": "blocklist_terms", "before": None, "after": t} for t in sorted(new_terms - old_terms)]
     changes += [{"field": "blocklist_terms", "before": t, "after": None} for t in sorted(old_terms - new_terms)]
@@ -62,6 +74,7 @@ def get_policy(services: ServicesDep, principal: ConsolePrincipal, tenant: Tenan
     base = load_policy_file(services.policies.base_path)
     return {"tenant": t, "effective": effective.to_dict(), "base_id": base.id,
             "base_categories": base.to_dict()["categories"], "base_blocklist_terms": list(base.blocklist_terms),
+            "base_resolved": base.resolved(), "override_kinds": effective.override.to_dict()["kinds"],
             "override_blocklist_terms": [x for x in effective.blocklist_terms if x not in base.blocklist_terms]}
 
 
@@ -70,12 +83,7 @@ def preview_policy(body: PolicyOverride, services: ServicesDep, principal: Conso
                    tenant: TenantQ = None) -> dict[str, Any]:
     """Validate a proposed override without saving it, and list what it would change."""
     t = _scope(principal, tenant)
-    errors = []
-    for cat, spec in sorted(body.categories.items()):
-        try:
-            Thresholds.parse(spec, cat)
-        except PolicyError as exc:
-            errors.append(str(exc))
+    errors = [str(e) for e in layer_errors(body.model_dump(include={"categories", "kinds"}), "policy")]
     if errors:
         return {"valid": False, "errors": errors, "changes": []}
     base = load_policy_file(services.policies.base_path)

@@ -6,45 +6,22 @@ jobs are pinned to it), and sees or cancels only jobs pinned to it; any other jo
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.core.errors import AUTH_ERRORS, Conflict, NotFound, responses
 from service.core.queue import RESCAN_PLAN_TASK
+from service.core.rescan_request import RescanFilter
 from service.core.security import Principal
-from service.gateway.deps import AdminOnly, JsonBody, ServicesDep, valid_unicode
+from service.gateway.deps import AdminOnly, JsonBody, ServicesDep
 from service.store.rescans import RescanStore
 
 router = APIRouter(prefix="/v1/rescans", tags=["rescans"], responses=responses(*AUTH_ERRORS))
 
 JobIdPath = Annotated[str, Path(max_length=64)]
 _NOT_FOUND = responses(404, 422, notes={404: "`rescan_not_found`"})
-
-
-class RescanFilter(BaseModel):
-    """Which stored items to re-evaluate with the current model and policy (all conditions must hold)."""
-
-    # strict: a JSON `false` or `"1"` is not a time or a count (lax mode would coerce it and run a wrong rescan).
-    model_config = ConfigDict(extra="forbid", strict=True)
-    kind: Literal["text", "image", "video"] | None = None
-    tenant: str | None = None
-    # Finite only: the filter is echoed back in every job view, and NaN/Infinity cannot be written as JSON.
-    since: float | None = Field(None, allow_inf_nan=False, description="created_at >= since (unix seconds)")
-    until: float | None = Field(None, allow_inf_nan=False, description="created_at <= until (unix seconds)")
-    decision: Literal["allow", "review", "block"] | None = None
-    model_version_not: str | None = Field(None, description="Skip items already scored by this model version "
-                                          "(`name@version` or `version`).")
-    policy_version_not: str | None = Field(None, description="Skip items already decided under this policy id.")
-    scored_before: float | None = Field(None, allow_inf_nan=False,
-                                       description="Only items whose verdict is older than this time.")
-    limit: int | None = Field(None, ge=1)
-
-    @field_validator("tenant", "model_version_not", "policy_version_not")
-    @classmethod
-    def _unicode(cls, value: str | None) -> str | None:
-        return valid_unicode(value) if value is not None else None
+# The request model lives in service.core.rescan_request: `python -m service.cli rescan start` validates with it.
 
 
 def _jobs(services: ServicesDep) -> RescanStore:

@@ -163,7 +163,8 @@ def claim(item_id: ItemIdPath, body: ClaimRequest, services: ServicesDep,
 
 @router.post("/{item_id}/decision", dependencies=[JsonBody], responses=responses(*_BODY, 403, 404, 409, 422, notes={
     403: "`forbidden_role`; `lease_required`: another moderator holds the lease", 404: "`review_not_found`",
-    409: "`lease_required`: claim the item first"}))
+    409: "`lease_required`: claim the item first; `not_in_review`: nothing to decide (already decided, or a "
+         "rescan settled it)"}))
 def decide(item_id: ItemIdPath, body: DecisionRequest, services: ServicesDep,
            principal: ModeratorOrAdmin) -> dict[str, Any]:
     """Approve, remove or escalate; only the lease holder. Overrides the automated verdict."""
@@ -184,7 +185,7 @@ def decide(item_id: ItemIdPath, body: DecisionRequest, services: ServicesDep,
                  404: "`moderation_not_found`", 409: "`not_appealable`, `appeal_pending`"}))
 def appeal(item_id: ItemIdPath, body: AppealRequest, services: ServicesDep,
            principal: PlatformOrAdmin) -> dict[str, Any]:
-    """Send a finished item back to human review as an appeal (decided by a different moderator)."""
+    """Send a finished item back to human review as an appeal (decided by a moderator who never decided it)."""
     item = visible_item(services, principal, item_id)
     try:
         services.reviews.appeal(item["tenant"], item_id, body.message, principal.key_id)
