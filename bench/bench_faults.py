@@ -13,8 +13,9 @@ Counted after the run, through the API:
 - lost: an external id whose submission was acknowledged (2xx) but that has no `done` item at the end;
 - unsubmitted: an external id no retry got acknowledged before the client deadline (reported separately);
 - duplicated: an external id with more than one item, or an item with more than one `verdict` event;
-- 5xx: every 5xx answer with the time its request started, split into "inside the Redis outage" (from the stop
-  until the restarted Redis answers) and "outside". Not a test: nothing is asserted; the exit status is 1 when lost/duplicated/outside-5xx are non-zero.
+- 5xx: every 5xx answer with the times its request was sent and answered, split into "inside the Redis outage"
+  (in flight at some moment from the stop until the restarted Redis answers) and "outside".
+Not a test: nothing is asserted; the exit status is 1 when lost, duplicated or outside-5xx are non-zero.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Results:
     accepted: dict[str, str] = field(default_factory=dict)  # external id -> item id
     unsubmitted: list[str] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
-    errors_5xx: list[tuple[float, int, str]] = field(default_factory=list)  # (t, status, code)
+    errors_5xx: list[tuple[float, float, int, str]] = field(default_factory=list)  # (sent, answered, status, code)
     conn_errors: list[float] = field(default_factory=list)
     ok_times: list[float] = field(default_factory=list)
 
@@ -123,7 +124,7 @@ def submit_one(client: httpx.Client, ext: str, res: Results, tl: Timeline, deadl
             if resp.status_code >= 500:
                 code = (resp.json().get("error") or {}).get("code", "") if resp.headers.get(
                     "content-type", "").startswith("application/json") else resp.text[:40]
-                res.errors_5xx.append((round(t, 2), resp.status_code, code))
+                res.errors_5xx.append((round(t, 2), round(tl.now(), 2), resp.status_code, code))
         if resp.status_code in (200, 202):
             with res.lock:
                 res.accepted[ext] = resp.json()["id"]
@@ -160,8 +161,8 @@ def load(base: str, n: int, clients: int, res: Results, tl: Timeline, client_dea
 
 def faults(redis: Redis, worker: subprocess.Popen[bytes], res: Results, tl: Timeline, n: int,
            outage_s: float, report: dict[str, Any]) -> None:
-    """Kill the pool child at ~1/3 of the acknowledged items, stop Redis at ~1/2 for `outage_s`."""
-    while len(res.accepted) < n // 3:
+    """Kill the pool child at ~1/4 of the acknowledged items, stop Redis at ~1/2 for `outage_s`."""
+    while len(res.accepted) < n // 4:
         time.sleep(0.05)
     children = pool_children(worker.pid)
     report["killed_child"] = children[0] if children else None
@@ -226,6 +227,7 @@ def main() -> int:
     ap.add_argument("--model", default="tiny", help="`tiny` (built here, random weights) or a checkpoint dir")
     ap.add_argument("--client-deadline-s", type=float, default=600.0)
     ap.add_argument("--json", type=Path, help="also write the report here")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, Redis data)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-faults-"))
@@ -290,7 +292,10 @@ def main() -> int:
     print(json.dumps(report, indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
-    shutil.rmtree(tmp, ignore_errors=True)
+    if args.keep:
+        print(f"logs and data kept in {tmp}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     bad = report["lost"] or report["duplicated"] or report["5xx_outside_outage"]
     return 1 if bad else 0
 
@@ -299,9 +304,10 @@ def summarise(res: Results, tl: Timeline, audit_result: dict[str, Any], worker: 
               ) -> dict[str, Any]:
     m = tl.marks
     stop, back = m.get("redis_stopped", float("inf")), m.get("redis_restarted", float("inf"))
-    # Strict: a 5xx whose request started between the stop and the moment the restarted Redis answered pings.
-    inside = [e for e in res.errors_5xx if stop <= e[0] <= back]
-    outside = [e for e in res.errors_5xx if not (stop <= e[0] <= back)]
+    # Strict: a 5xx whose request was in flight at some moment between the stop and the moment the restarted
+    # Redis answered pings (sent before `back`, answered after `stop`).
+    inside = [e for e in res.errors_5xx if e[1] >= stop and e[0] <= back]
+    outside = [e for e in res.errors_5xx if not (e[1] >= stop and e[0] <= back)]
     first_ok_after = min((t for t in res.ok_times if t >= back), default=None)
     # Verdict times are wall-clock (unix) on the item; convert through the offset of now.
     offset = time.time() - time.monotonic() + tl.t0
@@ -321,8 +327,9 @@ def summarise(res: Results, tl: Timeline, audit_result: dict[str, Any], worker: 
         "http_statuses": dict(sorted(res.statuses.items())),
         "connection_errors": len(res.conn_errors),
         "5xx_total": len(res.errors_5xx), "5xx_inside_outage": len(inside), "5xx_outside_outage": len(outside),
-        "5xx_first_last_s": [res.errors_5xx[0][0], res.errors_5xx[-1][0]] if res.errors_5xx else None,
-        "5xx_codes": dict(Counter(f"{s} {c}" for _, s, c in res.errors_5xx)),
+        "5xx_sent_first_last_s": [min(e[0] for e in res.errors_5xx), max(e[0] for e in res.errors_5xx)]
+        if res.errors_5xx else None,
+        "5xx_codes": dict(Counter(f"{s} {c}" for _, _, s, c in res.errors_5xx)),
         "5xx_outside_examples": outside[:10],
         "recovery_s": {
             "first_verdict_after_child_kill": _rel(first_done_after_kill, m.get("child_killed")),

@@ -63,7 +63,7 @@ def _print_event(event: WebhookEvent) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Verify and print moderation webhook deliveries.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--tolerance-s", type=int, default=300, help="accepted clock skew / replay window")

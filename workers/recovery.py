@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+import redis
 from redis.exceptions import RedisError
 
 from service.core.config import Settings
@@ -26,10 +27,11 @@ def purge_blobs(settings: Settings) -> int:
     return removed
 
 
-def requeue_stale(settings: Settings) -> int:
-    """Tasks are idempotent, so re-sending an item whose message still exists costs one cheap no-op."""
+def requeue_stale(settings: Settings, client: redis.Redis | None = None) -> int:
+    """Tasks are idempotent, so re-sending an item whose message still exists costs one cheap no-op.
+    `client`: the caller's store connection (the periodic reaper), else a new one."""
     try:
-        client = sync_client(settings)
+        client = client or sync_client(settings)
         items = ItemStore(client)
         stale = items.stale_pending(settings.requeue_after_s)
         # Re-stamp first (XX: only items still pending), so each stale item is re-sent once per period, not on

@@ -156,7 +156,7 @@ def reap_stale(rt: Runtime) -> int:
         return 0
     from workers.recovery import requeue_stale
 
-    return requeue_stale(rt.settings)
+    return requeue_stale(rt.settings, rt.redis)
 
 
 def _heartbeat_loop(rt: Runtime) -> None:

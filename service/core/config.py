@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # The key hash tag (service/store/keys.py) is read from the environment when keys.py is imported; it is
     # declared here so it is documented and validated: set MOD_REDIS_HASH_TAG in the environment, not in .env.
     redis_hash_tag: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
+    # The store is a Redis Cluster (`redis_url`: any node); needs redis_hash_tag and a broker_url (or sentinels)
+    # outside the cluster, since Celery cannot use one.
+    redis_cluster: bool = False
     data_dir: Path = ROOT / "var"
 
     # API keys created at gateway start so a fresh install is usable; placeholders only allowed in dev/test.

@@ -1,15 +1,17 @@
 """Owns Redis client construction: the one factory behind the store, the gateway and the workers' Redis access
-(sync for workers and gateway threads, async for long-poll waits), for a plain Redis URL or a Sentinel-managed
-primary (MOD_REDIS_SENTINELS). The Celery broker derives its URL from the same settings
-(Settings.celery_broker_url, service.core.queue.broker_transport_options)."""
+(sync for workers and gateway threads, async for long-poll waits), for a plain Redis URL, a Sentinel-managed
+primary (MOD_REDIS_SENTINELS) or a Redis Cluster (MOD_REDIS_CLUSTER, keys tagged by MOD_REDIS_HASH_TAG). The
+Celery broker derives its URL from the same settings (Settings.celery_broker_url and
+service.core.queue.sentinel_transport_options; service.core cannot import this module)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.cluster as aiocluster
 import redis.asyncio.sentinel as aiosentinel
 import redis.cluster
 import redis.sentinel
@@ -31,10 +33,13 @@ def _db(url: str) -> int:
 
 
 def sentinel_nodes(settings: Settings) -> list[tuple[str, int]]:
+    """`host:port`, `[v6]:port` or a bare host (port 26379, Sentinel's default)."""
     nodes = []
     for node in settings.redis_sentinels:
-        host, _, port = node.rpartition(":")
-        nodes.append((host.strip("[]") or "127.0.0.1", int(port or 26379)))
+        host, sep, port = node.rpartition(":")
+        if not sep or host.endswith(":") or (node.startswith("[") and not host.endswith("]")):
+            host, port = node, ""  # no port given (a bare IPv6 address has colons of its own)
+        nodes.append((host.strip("[]"), int(port or 26379)))
     return nodes
 
 
@@ -53,8 +58,15 @@ def _password(settings: Settings) -> str | None:
 
 def sync_client(settings: Settings, url: str | None = None) -> redis.Redis:
     """A client for the store (`url` defaults to redis_url; with Sentinel only its DB index is used)."""
-    url = url or settings.redis_url
     check_hash_tag(settings)
+    if settings.redis_cluster:
+        # RedisCluster offers the command API the stores use (one slot by the hash tag), not the Redis class.
+        return cast(redis.Redis, cluster_client(settings, url))
+    return _node_client(settings, url or settings.redis_url)
+
+
+def _node_client(settings: Settings, url: str) -> redis.Redis:
+    """A plain or Sentinel-managed client (never a cluster: the broker cannot live on one)."""
     # Short timeouts: a dead Redis must turn into a fast 503, not a hung request.
     opts: dict[str, Any] = dict(
         socket_timeout=settings.redis_socket_timeout_s,
@@ -76,7 +88,7 @@ def sync_client(settings: Settings, url: str | None = None) -> redis.Redis:
 
 def broker_client(settings: Settings) -> redis.Redis:
     """A client on the Celery broker's DB (queue lengths for back-pressure decisions)."""
-    return sync_client(settings, settings.broker_url or settings.redis_url)
+    return _node_client(settings, settings.broker_url or settings.redis_url)
 
 
 class ClusterClient(redis.cluster.RedisCluster):
@@ -108,7 +120,7 @@ def cluster_client(settings: Settings, url: str | None = None) -> ClusterClient:
     cluster (kombu has no cluster transport): point MOD_BROKER_URL or Sentinel at a separate Redis."""
     if not keys.HASH_TAG:
         raise ValueError("a Redis Cluster needs MOD_REDIS_HASH_TAG: without it multi-key scripts span slots")
-    return ClusterClient.from_url(
+    return ClusterClient.from_url(  # type: ignore[return-value]  # from_url is typed as the base class
         url or settings.redis_url,
         socket_timeout=settings.redis_socket_timeout_s,
         socket_connect_timeout=min(2.0, settings.redis_socket_timeout_s),
@@ -124,6 +136,10 @@ def async_client(settings: Settings) -> aioredis.Redis:
         decode_responses=True,
         max_connections=512,
     )
+    if settings.redis_cluster:
+        return cast(aioredis.Redis, aiocluster.RedisCluster.from_url(
+            settings.redis_url, socket_connect_timeout=min(2.0, settings.redis_socket_timeout_s),
+            decode_responses=True, password=_password(settings)))
     if settings.redis_sentinels:
         sentinel = aiosentinel.Sentinel(sentinel_nodes(settings), sentinel_kwargs=_sentinel_kwargs(settings))
         return sentinel.master_for(settings.redis_sentinel_master, redis_class=aioredis.Redis,

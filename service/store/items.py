@@ -11,7 +11,8 @@ Layout (all keys prefixed `mod:`):
   notify:{id}               list pushed when the item reaches a final state (long-poll waiters BLPOP it)
   metrics:verdicts          hash decision -> count
 Every write that changes status goes through one Lua script, so an item is never half-written and two
-workers finishing the same item cannot both win.
+workers finishing the same item cannot both win. `QUEUE_RULE` (below) is the one definition of review-queue
+membership; every script that changes a decision or review state runs it in the same write.
 """
 
 from __future__ import annotations

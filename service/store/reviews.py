@@ -346,7 +346,7 @@ class ReviewStore:
         for item_id, t, item in rows:
             req = {"id": item_id, "tenant": t, "at": now_s(), "dry": 1 if dry_run else 0,
                    "orphans_only": 1 if orphans_only else 0, "score": item_priority(item) if item else 0}
-            self._repair(args=[json.dumps(req)], client=pipe)
+            self._repair(keys=[keys.SLOT], args=[json.dumps(req)], client=pipe)  # SLOT: cluster routing
         out = []
         for (item_id, t, item), action in zip(rows, pipe.execute(), strict=True):
             if action:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from moderation_client import (
     Accepted,
@@ -27,8 +28,9 @@ from tests.client.support import Fault, RecordingSleep, error_fault, fault_proxy
 from tests.conftest import Stack, new_key
 
 
-def submit_via(proxy_url: str, key: str, sleep: RecordingSleep, **kwargs: object) -> ModerationClient:
-    return ModerationClient(proxy_url, key, sleep=sleep, retry=RetryPolicy(rng=random.Random(0)), **kwargs)  # type: ignore[arg-type]
+def submit_via(proxy_url: str, key: str, sleep: RecordingSleep) -> ModerationClient:
+    """A client with the default policy and a seeded jitter source."""
+    return ModerationClient(proxy_url, key, sleep=sleep, retry=RetryPolicy(rng=random.Random(0)))
 
 
 def test_lost_answer_is_retried_with_the_same_key_and_creates_one_item(
@@ -150,8 +152,8 @@ def strict_gateway(stack: Stack) -> Iterator[str]:
         yield url
 
 
-def test_real_rate_limit_answer_maps_to_rate_limited(strict_gateway: str, api: object) -> None:
-    headers, _ = new_key(api)  # type: ignore[arg-type]
+def test_real_rate_limit_answer_maps_to_rate_limited(strict_gateway: str, api: TestClient) -> None:
+    headers, _ = new_key(api)
     sleep = RecordingSleep()
     with ModerationClient(strict_gateway, headers["Authorization"].split()[1], sleep=sleep) as client:
         client.submit_text("first fits the bucket")

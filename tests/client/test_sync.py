@@ -14,8 +14,8 @@ from moderation_client import (
     AuthenticationError,
     ConflictError,
     IdempotencyConflictError,
-    ModerationClient,
     Moderation,
+    ModerationClient,
     NotFoundError,
     PermissionDeniedError,
     RetryPolicy,
@@ -182,3 +182,15 @@ def test_review_queue_claim_decide_and_appeal(gateway_url: str, review_tenant: t
 def test_retry_policy_validation() -> None:
     with pytest.raises(ValueError):
         RetryPolicy(max_attempts=0)
+
+
+def test_readme_snippet_runs(gateway_url: str, platform: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's Python client block, pointed at this stack (its URL and a fresh platform key)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    snippet = next(b for b in blocks if "from moderation_client import ModerationClient" in b)
+    assert "http://127.0.0.1:8000" in snippet and "dev-platform-key" in snippet
+    code = snippet.replace("http://127.0.0.1:8000", gateway_url).replace("dev-platform-key", platform[0])
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - our own README
+    status, decision, _ = capsys.readouterr().out.split(" ", 2)
+    assert status == "done" and decision in ("allow", "review", "block")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cluster import RedisClusterNodes
+from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +30,7 @@ def run_ops(seed: str, tag: str, *extra: str) -> dict[str, object]:
     # A fresh process: key names are fixed when service.store.keys is imported.
     env = {**os.environ, "MOD_REDIS_HASH_TAG": tag}
     proc = subprocess.run([sys.executable, "-m", "tests.support.cluster_ops", seed, *extra], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
@@ -51,3 +52,15 @@ def test_two_deployments_with_different_tags_share_one_cluster(cluster: RedisClu
 def test_without_the_tag_multi_key_scripts_are_refused(cluster: RedisClusterNodes) -> None:
     out = run_ops(cluster.url(), "", "--no-tag")
     assert out["refused"] is True, out
+
+
+def test_gateway_and_worker_run_with_the_store_on_a_cluster(cluster: RedisClusterNodes, tiny_model: Path,
+                                                             tmp_path: Path) -> None:
+    """MOD_REDIS_CLUSTER: the whole stack (gateway, a text worker) on the cluster; the broker is a plain Redis."""
+    broker = RedisServer(workdir=tmp_path / "broker")
+    broker.start()
+    try:
+        out = run_ops(cluster.url(), "stack", "--stack", broker.url(0), str(tiny_model), str(tmp_path))
+    finally:
+        broker.stop()
+    assert out["ran"] == ["worker", "readyz", "batch", "idempotent_replay", "wait", "verdicts", "list", "metrics"]

@@ -136,7 +136,34 @@ def test_failover_mid_run_loses_and_duplicates_nothing(
             assert with_verdict == [item_id], (ext, with_verdict)
         counts = {k: int(v) for k, v in store.hgetall(keys.METRICS_VERDICTS).items()}
         assert sum(counts.values()) == ITEMS, counts
-        print("failover retries seen by the client:", json.dumps(dict(client.retries)))
+        print("failover retries seen by the client:", json.dumps(dict(client.retries)),
+              "| reaper sweeps that re-sent items:", (tmp_path / "worker.log").read_text().count("re-enqueued"))
         store.close()
     finally:
         worker.stop()
+
+
+def test_broker_and_clients_follow_the_sentinel_settings() -> None:
+    """The broker URL and transport options come from the same settings as the store's clients."""
+    from service.core.queue import make_celery
+    from service.store.client import sentinel_nodes
+
+    settings = Settings(redis_url="redis://ignored:6379/3", redis_sentinels=["127.0.0.1:26379", "[::1]:26380"],
+                        redis_sentinel_master="prod", redis_password="p w", redis_sentinel_password="s")
+    assert settings.celery_broker_url == "sentinel://:p%20w@127.0.0.1:26379/3;sentinel://:p%20w@[::1]:26380/3"
+    opts = make_celery(settings).conf.broker_transport_options
+    assert opts["master_name"] == "prod" and opts["sentinel_kwargs"] == {"password": "s"}
+    assert sentinel_nodes(settings) == [("127.0.0.1", 26379), ("::1", 26380)]
+    client = sync_client(settings)
+    pool = client.connection_pool
+    assert pool.service_name == "prod" and pool.connection_kwargs["db"] == 3  # type: ignore[attr-defined]
+    client.close()
+    plain = Settings(redis_url="redis://127.0.0.1:6379/2")
+    assert plain.celery_broker_url == "redis://127.0.0.1:6379/2" and "master_name" not in \
+        make_celery(plain).conf.broker_transport_options
+
+
+def test_a_hash_tag_only_in_the_settings_is_refused() -> None:
+    """Key names come from the process environment; a tag that only the settings know would be silently ignored."""
+    with pytest.raises(ValueError, match="MOD_REDIS_HASH_TAG"):
+        sync_client(Settings(redis_url="redis://127.0.0.1:6379/0", redis_hash_tag="not-in-env"))

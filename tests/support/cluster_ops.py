@@ -171,8 +171,61 @@ def scenario(seed: str) -> dict[str, Any]:  # noqa: PLR0915 - one linear walk th
     return {"ran": ran, "slot": slot, "node": f"{owner.host}:{owner.port}" if owner else None}
 
 
+def stack(seed: str, broker: str, model: str, workdir: str) -> dict[str, Any]:
+    """The gateway (in this process) and a text worker process with the store on the cluster, broker apart."""
+    from fastapi.testclient import TestClient
+
+    from service.core.config import Settings
+    from service.gateway.app import create_app
+    from service.store import keys
+    from service.store.client import sync_client
+    from tests.conftest import admin_headers, stack_values
+    from tests.support.workers import WorkerProcess, poll, settings_env
+
+    values = stack_values(Path(model), redis_cluster=True, redis_hash_tag=keys.HASH_TAG, broker_url=broker,
+                          data_dir=workdir)
+    settings = Settings(redis_url=seed, **values)  # type: ignore[arg-type]
+    store = sync_client(settings)
+    worker = WorkerProcess(seed, settings_env(values), queues="text,webhooks", log_path=Path(workdir) / "w.log")
+    worker.start(wait_ready=False)
+    try:
+        # The harness's own heartbeat wait reads untagged keys on one node; read through the cluster instead.
+        poll(lambda: list(store.scan_iter(keys.HEARTBEAT_PATTERN)), 240, 0.2)
+        with TestClient(create_app(settings)) as api:
+            assert api.get("/readyz").status_code == 200, api.get("/readyz").text
+            resp = api.post("/v1/keys", json={"tenant": "cl", "role": "platform", "name": "c"}, headers=admin_headers())
+            assert resp.status_code == 201, resp.text
+            headers = {"Authorization": f"Bearer {resp.json()['key']}"}
+            batch = [{"text": f"cluster text {i}", "external_id": f"c{i}"} for i in range(30)]
+            resp = api.post("/v1/moderations/batch", json={"items": batch},
+                            headers={**headers, "Idempotency-Key": "cl-1"})
+            assert resp.status_code == 202, resp.text
+            ids = [it["id"] for it in resp.json()["items"]]
+            replay = api.post("/v1/moderations/batch", json={"items": batch},
+                              headers={**headers, "Idempotency-Key": "cl-1"})
+            assert [it["id"] for it in replay.json()["items"]] == ids
+            waited = api.post("/v1/moderations?wait=10", json={"text": "one more"}, headers=headers)  # async BLPOP
+            assert waited.status_code in (200, 202), waited.text
+            ids.append(waited.json()["id"])
+            poll(lambda: all(api.get(f"/v1/moderations/{i}", headers=headers).json()["status"] == "done"
+                             for i in ids), 300, 0.5)
+            events = [sum(1 for _, f in store.xrange(keys.audit(i)) if f.get("event") == "verdict") for i in ids]
+            assert events == [1] * len(ids), events
+            listed = api.get("/v1/moderations?limit=100", headers=headers).json()
+            assert len(listed["items"]) == len(ids), listed
+            assert api.get("/metrics").status_code == 200
+        return {"ran": ["worker", "readyz", "batch", "idempotent_replay", "wait", "verdicts", "list", "metrics"],
+                "waited": waited.status_code}
+    finally:
+        worker.stop()
+
+
 def main() -> int:
     seed = sys.argv[1]
+    if "--stack" in sys.argv:
+        broker, model, workdir = sys.argv[sys.argv.index("--stack") + 1:][:3]
+        print(json.dumps(stack(seed, broker, model, workdir)))
+        return 0
     out = untagged(seed) if "--no-tag" in sys.argv else scenario(seed)
     print(json.dumps(out))
     return 0

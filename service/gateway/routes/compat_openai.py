@@ -62,6 +62,7 @@ PREFIX = "/compat/openai/v1"
 IDS_HEADER = "Moderation-Ids"
 _STORE_DOWN_RETRY_S = 5
 _HTTP_CODES = {404: "unknown_url", 405: "method_not_allowed", 413: "body_too_large"}
+_INLINE_PARSE_BYTES = 64 * 1024
 
 
 def _response(exc: CompatError) -> JSONResponse:
@@ -146,11 +147,13 @@ async def submit_quota(request: Request, response: Response, services: ServicesD
 SubmitQuota = Annotated[Principal, Depends(submit_quota)]
 
 
-def _payload(body: bytes) -> Any:
+def _parse(body: bytes, limits: Limits) -> tuple[CompatRequest, str]:
+    """The validated request and its digest (for Idempotency-Key replays)."""
     try:
-        return json.loads(body)
+        payload = json.loads(body)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise CompatError("the request body is not valid JSON", "invalid_json") from exc
+    return parse_request(payload, limits), body_digest(payload)
 
 
 def _new_items(services: Services, principal: Principal, req: CompatRequest) -> list[NewItem]:
@@ -223,14 +226,16 @@ async def create_moderation(
 ) -> dict[str, Any]:
     """OpenAI's `POST /v1/moderations`: strings, string lists and multi-modal parts (images as data: URLs)."""
     settings = services.settings
-    payload = _payload(await request.body())
-    req = parse_request(payload, Limits(settings.compat_max_inputs, settings.max_text_chars,
-                                        settings.media.max_image_bytes))
+    body = await request.body()
+    limits = Limits(settings.compat_max_inputs, settings.max_text_chars, settings.media.max_image_bytes)
+    # Parsing, base64-decoding and hashing megabytes of images would stall the event loop: big bodies go to a
+    # thread; small ones (most texts) are cheaper parsed here than the thread hop.
+    req, digest = (await run_in_threadpool(_parse, body, limits) if len(body) > _INLINE_PARSE_BYTES
+                   else _parse(body, limits))
     since = time.time()
     items = await run_in_threadpool(_new_items, services, principal, req)
     try:
-        ids, created = await create_items(services, items, idempotency_key, body_digest(payload),
-                                          _enqueue(services, req.parts))
+        ids, created = await create_items(services, items, idempotency_key, digest, _enqueue(services, req.parts))
     except (QueueFull, Conflict):
         # Only where nothing was created: after a store error the items may exist (a retry with the same
         # Idempotency-Key finds them), so their blobs stay; the retention purge removes real orphans.
