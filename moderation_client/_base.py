@@ -74,7 +74,7 @@ class Call:
     read_timeout: float | None = None
 
     def headers(self) -> dict[str, str]:
-        return {"Idempotency-Key": new_idempotency_key()} if self.idempotency_key else {}
+        return {"Idempotency-Key": self.idempotency_key} if self.idempotency_key else {}
 
     def timeout(self, default: httpx.Timeout) -> httpx.Timeout:
         if self.read_timeout is None or (default.read is not None and default.read >= self.read_timeout):

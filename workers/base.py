@@ -14,12 +14,14 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.core.config import Settings
 
 # Only these are worth retrying: the store or broker was briefly away. Anything else is a bug or bad input.
-TRANSIENT: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+# ReadOnlyError: a primary demoted by a Sentinel failover, until the pool re-resolves the new one.
+TRANSIENT: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, RedisReadOnlyError)
 
 
 def task_options(settings: Settings, *, long: bool = False) -> dict[str, Any]:

@@ -123,6 +123,9 @@ class FaqIndex:
         row_entry = np.array([pos[eid] for eid, _ in self.rows], dtype=np.int64)
         self.entry_rows = [np.flatnonzero(row_entry == i) for i in range(len(self.entry_ids))]
         emb = encoder.encode([q for _, q in self.rows] + self.negatives)
+        # An ensemble encoder concatenates its parts' vectors: each block is centred and normalised on its own.
+        blocks = tuple(getattr(encoder, "blocks", ()) or (emb.shape[1],))
+        self.block_slices = [slice(a, a + d) for a, d in zip(np.cumsum((0, *blocks[:-1])), blocks, strict=True)]
         # Centering: sentence encoders put every text in one narrow cone (e5-small: unrelated questions at cosine
         # ~0.8); subtracting the index's mean vector spreads the scores so thresholds and margins separate better.
         # A mean over a handful of texts would be one of them: small collections are left as they are.
@@ -132,10 +135,24 @@ class FaqIndex:
         self.emb, self.neg_emb = emb[:len(self.rows)], emb[len(self.rows):]
 
     def _center(self, x: np.ndarray) -> np.ndarray:
-        if self.mean is None:
+        if self.mean is None and len(self.block_slices) == 1:
             return x
-        x = x - self.mean
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        x = x - self.mean if self.mean is not None else x.copy()
+        for b in self.block_slices:
+            x[:, b] /= np.maximum(np.linalg.norm(x[:, b], axis=1, keepdims=True), 1e-12)
+        return x
+
+    def _weigh(self, q: np.ndarray, languages: Sequence[str]) -> np.ndarray:
+        """Scale each query's blocks by its language's weights, so q @ emb.T is the weighted mean of the blocks'
+        cosines (identity for a single encoder)."""
+        weights_for = getattr(self.encoder, "weights_for", None)
+        if weights_for is None or len(self.block_slices) == 1:
+            return q
+        q = q.copy()
+        for r, lang in enumerate(languages):
+            for b, w in zip(self.block_slices, weights_for(lang), strict=True):
+                q[r, b] *= w
+        return q
 
     def entry_scores(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores, best row) per (question, entry): an entry scores the mean of its two closest phrasings (its
@@ -175,7 +192,7 @@ class FaqIndex:
         """Top-k entries per question. The question language (thresholds) is detected from the text; answers are
         given in `answer_language` if set, else in the question's language (falling back to the default one)."""
         langs = [detect_language(q) for q in questions]
-        q = self._center(self.encoder.encode(list(questions)))
+        q = self._weigh(self._center(self.encoder.encode(list(questions))), langs)
         scores, best = self.entry_scores(q)
         # Negatives are scored like entries: mean of the AGGREGATE_TOP closest, so one stray exemplar cannot veto.
         neg = top_k(q, self.neg_emb, AGGREGATE_TOP) if self.negatives else [[] for _ in questions]

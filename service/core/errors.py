@@ -211,6 +211,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(redis.exceptions.TimeoutError)
+    # A primary demoted by a failover answers READONLY until clients re-resolve it: retryable, like a drop.
+    @app.exception_handler(redis.exceptions.ReadOnlyError)
     async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
         log.warning("redis unavailable: %s", exc)
         return _json(503, "store_unavailable", "the verdict store (Redis) is unreachable; retry later",

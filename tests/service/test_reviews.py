@@ -6,6 +6,7 @@ import json
 import threading
 import time
 
+import pytest
 import redis
 from fastapi.testclient import TestClient
 
@@ -163,6 +164,26 @@ def test_expired_lease_returns_item_to_queue(stack: Stack) -> None:
     store.claim(tenant, "lease1", "m2", "m2", 300)
     events = [e["event"] for e in r.xrange("mod:audit:lease1") for e in [e[1]]]
     assert events == ["claimed", "lease_expired", "claimed"]
+
+
+def test_expired_lease_requeues_only_items_that_still_need_review(stack: Stack) -> None:
+    """The lease sweep applies the queue rule: a claimed item whose verdict stopped needing review while it was
+    leased (a policy with `review_blocked` turned off, say) does not come back when the lease ends."""
+    r = redis.Redis.from_url(stack.url, decode_responses=True)
+    store = ReviewStore(r)
+    tenant = f"rule{time.time_ns()}"
+    for item_id, needed in (("rule-keep", "1"), ("rule-drop", "0")):
+        r.hset(f"mod:item:{item_id}", mapping={"tenant": tenant, "status": "done", "review_status": "pending",
+                                               "review_score": 1, "created_at": time.time(), "decision": "block",
+                                               "source": "model", "review_needed": "1"})
+        r.zadd(f"mod:review:{tenant}", {item_id: 1})
+        store.claim(tenant, item_id, "m1", "m1", 0.3)
+        r.hset(f"mod:item:{item_id}", "review_needed", needed)
+    poll(lambda: store.page(tenant, None, 10) == [("rule-keep", 1.0)] and not store.claimed(tenant), 10)
+    assert r.hget("mod:item:rule-drop", "review_status") == ""
+    with pytest.raises(ReviewError) as err:
+        store.claim(tenant, "rule-drop", "m2", "m2", 300)
+    assert err.value.code == "not_in_review"
 
 
 def test_review_listing_filters_and_cursor(api: TestClient) -> None:

@@ -55,9 +55,9 @@ def _diff(before: Policy, base_terms: set[str], after: PolicyOverride) -> list[d
     for kind in KINDS:
         now, then = before.for_kind(kind), proposed.for_kind(kind)
         for cat in sorted(set(before.override.kinds.get(kind, {})) | set(after.kinds.get(kind, _NO_KIND).categories)):
-            old, new = now.thresholds(cat).to_dict(), then.thresholds(cat).to_dict()
-            changes += [{"field": f"kinds.{kind}.categories.{cat}.{level}", "before": old[level], "after": new[level]}
-                        for level in ("review", "block") if old[level] != new[level]]
+            was, will = now.thresholds(cat).to_dict(), then.thresholds(cat).to_dict()
+            changes += [{"field": f"kinds.{kind}.categories.{cat}.{level}", "before": was[level], "after": will[level]}
+                        for level in ("review", "block") if was[level] != will[level]]
     old_terms, new_terms = set(before.blocklist_terms), base_terms | set(after.blocklist_terms)
     changes += [{"field": "blocklist_terms", "before": None, "after": t} for t in sorted(new_terms - old_terms)]
     changes += [{"field": "blocklist_terms", "before": t, "after": None} for t in sorted(old_terms - new_terms)]
