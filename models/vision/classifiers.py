@@ -14,7 +14,8 @@ import io
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -211,10 +212,68 @@ def load_classifiers(names: Sequence[str], model_dir: Path,
     return out
 
 
-def combine(per_model: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Per-category maximum over models: a frame is as unsafe as the most alarmed model says."""
+def combine_max(per_model: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Per-category maximum of the raw model scores (the combination before issue 15, kept for comparisons)."""
     combined = dict.fromkeys(CATEGORIES, 0.0)
     for scores in per_model.values():
         for category, score in scores.items():
             combined[category] = max(combined[category], score)
+    return combined
+
+
+# Image scores that policies judge live on one shared scale: REVIEW_LEVEL is where a model (or the agreement of
+# models) is strong enough for a human to look, BLOCK_LEVEL where it is strong enough to act without one. The
+# image/video thresholds in policies/default.yaml are exactly these levels, so tenants tune one scale.
+REVIEW_LEVEL, BLOCK_LEVEL = 0.5, 0.9
+COMBINATION = "image-cal-1"  # bump when the table below changes; the default policy's version must move with it
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Monotone piecewise-linear map of a raw score onto the shared scale: `review` → 0.5, `block` → 0.9."""
+
+    review: float
+    block: float
+
+    def __call__(self, raw: float) -> float:
+        return float(np.interp(raw, (0.0, self.review, self.block, 1.0), (0.0, REVIEW_LEVEL, BLOCK_LEVEL, 1.0)))
+
+
+# Chosen on the calibration split of the false-positive safe set (training/vision/fp_eval.py, 2,193 safe images,
+# docs/models/vision.md), before the held-out split was judged. Why not one threshold for the maximum of both
+# models (the old rule, 0.5 / 0.9): the two models fail on different safe images (open_nsfw on skin-coloured
+# gradients and brown animal clip art, image_safety_s on emoji, cards and food clip art, and its gore score on
+# blocky, heavily compressed frames), so a shared 0.5 adds both tails. Each model now gets the loosest review
+# level (0.05 grid) that costs at most 2 of the 2,193 calibration images; where *both* models see sexual
+# content, a much lower level (0.35 each) still sends the image to review (0 safe images have both ≥ 0.4), so
+# agreement keeps sensitivity that the raised single-model levels give up. Blocking without a human needs
+# both models ≥ 0.9 (the old block level), or one model ≥ 0.98: one model's 0.9 goes to review. Gore has a
+# single model, so its block level stays 0.9. Recall could not be measured (no unsafe images offline). What
+# the old rule reviewed and this one allows: sexual with open_nsfw in [0.5, 0.6) or image_safety_s in
+# [0.5, 0.75) while the other model is below 0.35, and gore in [0.5, 0.75). What this one reviews and the old
+# did not: both models in [0.35, 0.5) for sexual. Trade-off and figures: docs/models/vision.md.
+CALIBRATION: dict[tuple[str, str], Calibration] = {
+    ("open_nsfw", "sexual"): Calibration(review=0.6, block=0.98),
+    ("image_safety_s", "sexual"): Calibration(review=0.75, block=0.98),
+    ("image_safety_s", "violence"): Calibration(review=0.75, block=0.9),
+}
+# Applied to the minimum over the models that score a category, when at least two do.
+AGREEMENT: dict[str, Calibration] = {"sexual": Calibration(review=0.35, block=0.9)}
+
+
+def combine(per_model: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """The shared-scale score per category: the maximum of each model's calibrated score and of the models'
+    calibrated agreement (their minimum). Models without a calibration (test stand-ins) count with raw scores.
+    Monotone in every raw score: a model growing more alarmed never lowers the result."""
+    combined = dict.fromkeys(CATEGORIES, 0.0)
+    by_category: dict[str, list[float]] = {}
+    for name, scores in per_model.items():
+        for category, score in scores.items():
+            cal = CALIBRATION.get((name, category))
+            combined[category] = max(combined.get(category, 0.0), cal(score) if cal else score)
+            by_category.setdefault(category, []).append(score)
+    for category, cal in AGREEMENT.items():
+        raw = by_category.get(category, [])
+        if len(raw) >= 2:
+            combined[category] = max(combined[category], cal(min(raw)))
     return combined

@@ -144,7 +144,7 @@ def put(api: TestClient, tenant: str, body: dict[str, Any]) -> Any:
 
 def test_api_refuses_unknown_kinds_and_categories_with_stable_codes(api: TestClient) -> None:
     _, tenant = new_key(api)
-    cases = [
+    cases: list[tuple[dict[str, Any], str, str]] = [
         ({"kinds": {"audio": {"categories": {}}}}, "unknown_kind", "kinds.audio"),
         ({"kinds": {"image": {"categories": {"toxicity": {"review": 0.1, "block": 0.2}}}}}, "unknown_category",
          "kinds.image.categories.toxicity"),

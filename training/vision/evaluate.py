@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from common.media_settings import MediaSettings
-from models.vision.classifiers import combine, load_classifiers
+from models.vision.classifiers import combine, combine_max, load_classifiers
 from models.vision.decode import decode_image
 from models.vision.errors import MediaError
 from models.vision.video import sample_video
+from service.core.policy import load_policy_file
 from training.vision.fetch import DATA_DIR, ROOT, fetch_data, fetch_models
 
 DEFAULT_POLICY = ROOT / "policies" / "default.yaml"
@@ -77,10 +77,10 @@ def safe_images(data_dir: Path = DATA_DIR) -> Iterator[tuple[str, str, np.ndarra
 
 
 def load_policy(path: Path) -> dict[str, dict[str, float]]:
-    raw = yaml.safe_load(path.read_text())
-    default = raw.get("default_thresholds", {"review": 0.5, "block": 0.9})
-    cats = raw.get("categories", {})
-    return {c: {**default, **cats.get(c, {})} for c in CATEGORIES}
+    """The image thresholds of a policy file, merged as the worker merges them (the `kinds.image` section wins
+    over the text-calibrated `categories`)."""
+    image = load_policy_file(path).for_kind("image")
+    return {c: {"review": image.thresholds(c).review, "block": image.thresholds(c).block} for c in CATEGORIES}
 
 
 def wilson_upper(k: int, n: int, z: float = 1.96) -> float:
@@ -93,8 +93,8 @@ def wilson_upper(k: int, n: int, z: float = 1.96) -> float:
     return min(1.0, (centre + margin) / (1 + z * z / n))
 
 
-# Reference thresholds (the pre-calibration policy defaults), reported beside the current policy so a
-# policy change and a model change can be told apart.
+# Reference thresholds (the pre-calibration policy defaults) on the raw maximum of the models, reported beside
+# the current policy so a policy or combination change and a model change can be told apart.
 REFERENCE_POLICY = {c: {"review": 0.5, "block": 0.9} for c in CATEGORIES}
 
 
@@ -123,8 +123,12 @@ def _level(scores: dict[str, float], policy: dict[str, dict[str, float]]) -> str
     return "allow"
 
 
-def summarise(scored: dict[str, Any], policy: dict[str, dict[str, float]]) -> dict[str, Any]:
+def summarise(scored: dict[str, Any], policy: dict[str, dict[str, float]], raw: bool = False) -> dict[str, Any]:
+    """`raw`: judge the plain maximum of raw model scores (combine_max) instead of the shipped combination, so
+    model or preprocessing regressions show independently of the calibration in models.vision.classifiers."""
     rows = scored["rows"]
+    if raw:
+        rows = [{**r, "scores": combine_max(r["model_scores"])} for r in rows]
     levels = [_level(r["scores"], policy) for r in rows]
     n = len(rows)
     flagged = sum(lv != "allow" for lv in levels)
@@ -137,7 +141,8 @@ def summarise(scored: dict[str, Any], policy: dict[str, dict[str, float]]) -> di
         entry["blocked"] += lv == "block"
     # Which model alone would have flagged each image: tells which model to recalibrate.
     per_model_flags = {
-        m["name"]: sum(_level(r["model_scores"][m["name"]], policy) != "allow" for r in rows)
+        m["name"]: sum(_level((combine_max if raw else combine)({m["name"]: r["model_scores"][m["name"]]}), policy)
+                       != "allow" for r in rows)
         for m in scored["models"]
     }
     top = sorted(rows, key=lambda r: -max(r["scores"].values()))[:5]
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     fetch_data()
     scored = score_safe_images(settings)
     reports: dict[str, Any] = {"policy": summarise(scored, load_policy(args.policy)),
-               "reference_0.5_0.9": summarise(scored, REFERENCE_POLICY)}
+               "reference_0.5_0.9": summarise(scored, REFERENCE_POLICY, raw=True)}
     gates = [(g.split("=")[0], float(g.split("=")[1])) for g in args.gate]
     gated = [gate_report(scored, load_policy(args.policy), m, t) for m, t in gates]
     if gated:
@@ -210,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"models: {', '.join(m['name'] + ' ' + m['version'] for m in scored['models'])}")
     _print(f"policy {args.policy}", reports["policy"])
-    _print("reference thresholds review 0.5 / block 0.9", reports["reference_0.5_0.9"])
+    _print("reference: raw maximum of models, review 0.5 / block 0.9", reports["reference_0.5_0.9"])
     for r in reports["policy"]["highest"]:
         print(f"  highest: {r['source']}/{r['name']} " + " ".join(f"{k}={v:.3f}" for k, v in r["scores"].items()))
     for g in gated:
