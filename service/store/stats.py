@@ -19,6 +19,7 @@ The readers (`series`, `queue_snapshot`) only read; the gateway's stats routes s
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -70,7 +71,7 @@ end
 return depth
 """
 
-QUEUE_FIELDS = ("kind", "flagged", "created_at", "appeal", "escalated", "appeal_excluded", "priority")
+QUEUE_FIELDS = ("kind", "flagged", "created_at", "appeal", "escalated", "appeal_excluded", "deciders", "priority")
 
 
 def original_decision(events: Iterable[dict[str, Any]]) -> str | None:
@@ -220,5 +221,6 @@ class StatsStore:
         for (item_id, score), vals in zip(rows, values, strict=True):
             rec: dict[str, Any] = {"id": item_id, "score": score, **dict(zip(QUEUE_FIELDS, vals, strict=True))}
             rec["created_at"] = float(rec["created_at"] or 0)
+            rec["deciders"] = json.loads(rec["deciders"]) if rec["deciders"] else []
             out.append(rec)
         return out, int(claimed), truncated

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -87,6 +88,12 @@ def _matching(services: Services, principal: Principal, f: Filters) -> tuple[str
     return t, keep, counts
 
 
+def decided_by(item: Mapping[str, Any], key_id: str) -> bool:
+    """Whether this moderator decided the item before: such a moderator may not decide its appeal (the store
+    refuses the claim; the console says so up front)."""
+    return key_id in (item.get("deciders") or []) or item.get("appeal_excluded") == key_id
+
+
 def _card(item: Item, principal: Principal) -> dict[str, Any]:
     text = item.get("text") or ""
     scores = item.get("scores") or {}
@@ -96,7 +103,7 @@ def _card(item: Item, principal: Principal) -> dict[str, Any]:
             "escalated": bool(item.get("escalated")), "appeal": item.get("appeal"),
             "excerpt": text[:240], "external_id": item.get("external_id"),
             "review_status": item.get("review_status"),
-            "decided_by_me": item.get("appeal_excluded") == principal.key_id,
+            "decided_by_me": decided_by(item, principal.key_id),
             "lease_mine": item.get("lease_holder") == principal.key_id}
 
 
@@ -121,7 +128,7 @@ def claim_next(body: Filters, services: ServicesDep, principal: ConsolePrincipal
     """Claim the first item of the filtered queue that this moderator may take; skips items others just won."""
     _, keep, _ = _matching(services, principal, body)
     for row in keep[:50]:
-        if row.get("appeal_excluded") == principal.key_id:
+        if decided_by(row, principal.key_id):
             continue
         try:
             return reviews.claim(row["id"], reviews.ClaimRequest(lease_s=None), services, principal)
@@ -181,7 +188,7 @@ def item_view(item_id: ItemId, services: ServicesDep, principal: ConsolePrincipa
         "blocklist": [r for r in reasons if r.get("type") == "blocklist"],
         "history": services.items.history(item_id), "webhooks": services.items.deliveries(item_id),
         "appeal": {"open": appeal_open, "request": item.get("appeal"), "original": _original(services, item),
-                   "excluded_me": item.get("appeal_excluded") == principal.key_id} if item.get("appeal") else None,
+                   "excluded_me": decided_by(item, principal.key_id)} if item.get("appeal") else None,
         "blob": f"/console/api/items/{item_id}/blob" if item.get("blob_key") else None,
         "reason_templates": REASON_TEMPLATES,
     }
