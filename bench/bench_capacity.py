@@ -3,6 +3,7 @@
     python -m bench.bench_capacity                        # text model: var/models/text-v2, else text-default
     python -m bench.bench_capacity --texts 3000 --images 150 --threads 1 --peak 3 --utilisation 0.7
     python -m bench.bench_capacity --texts 0 --long-texts 0 --images 60   # one kind only (0 skips a kind)
+    python -m bench.bench_capacity --device cuda --texts 20000 --images 0  # text worker on a GPU
 
 Each kind runs through the whole service on a private stack (gateway -> broker -> one Celery worker with one pool
 child (`-c 1`) and `--threads` torch / ONNX Runtime threads -> verdict in Redis); the rate is items / (last
@@ -77,9 +78,11 @@ def rate(final: list[dict[str, object]]) -> tuple[float, int]:
     return len(done) / span, len(final) - len(done)
 
 
-def bench_text(model: str, n: int, words: int, threads: int) -> tuple[float, int, float]:
+def bench_text(model: str, n: int, words: int, threads: int, device: str = "cpu") -> tuple[float, int, float]:
     env = {"MOD_TEXT_MODEL_PATH": model, "MOD_TORCH_THREADS": str(threads), "MOD_BOOTSTRAP_PLATFORM_KEY": "bench-key",
-           "MOD_RATELIMIT_ENABLED": "false"}
+           "MOD_RATELIMIT_ENABLED": "false", "MOD_TEXT_DEVICE": device}
+    if device != "cpu":
+        env["MOD_TEXT_BATCH_SIZE"] = "256"  # bf16 on a GPU wants big batches (docs/models/text.md)
     items = texts(n, words, seed=words)
     with private_stack(env, [("text", 1)]) as (base, redis_url), \
             httpx.Client(base_url=base, headers={"Authorization": "Bearer bench-key"}, timeout=120) as client:
@@ -161,6 +164,8 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1, help="torch / ONNX threads of the one pool child")
     ap.add_argument("--model", default=None)
+    ap.add_argument("--device", default="cpu", help="MOD_TEXT_DEVICE of the text worker (cpu, cuda); on a GPU "
+                    "the per-CPU-second column is not the limit: use the wall column")
     ap.add_argument("--peak", type=float, default=3.0)
     ap.add_argument("--utilisation", type=float, default=0.7)
     args = ap.parse_args()
@@ -168,13 +173,13 @@ def main() -> int:
     load_before = os.getloadavg()
     runs: dict[str, tuple[float, int, float]] = {}  # kind -> (wall items/s, not finished, items per CPU second)
     if args.texts:
-        runs["short texts"] = bench_text(model, args.texts, 6, args.threads)
+        runs["short texts"] = bench_text(model, args.texts, 6, args.threads, args.device)
     if args.long_texts:
-        runs["paragraphs"] = bench_text(model, args.long_texts, 100, args.threads)
+        runs["paragraphs"] = bench_text(model, args.long_texts, 100, args.threads, args.device)
     if args.images:
         runs["images"] = bench_images(args.images, args.threads, model)
     load_after = os.getloadavg()
-    print(f"text model: {label}; threads per worker process: {args.threads}; cpus: {os.cpu_count()}")
+    print(f"text model: {label} on {args.device}; threads per worker process: {args.threads}; cpus: {os.cpu_count()}")
     print(f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f} (figures are provisional when busy)")
     print("not finished: " + ", ".join(f"{k} {v[1]}" for k, v in runs.items()))
     print()

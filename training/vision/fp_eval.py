@@ -97,8 +97,8 @@ def single_model(name: str, threshold: float) -> Decider:
 
 
 def search(rows: list[Row]) -> list[dict[str, Any]]:
-    """Per-model review thresholds (max of calibrated scores) on the calibration rows, the loosest first."""
-    out = []
+    """Per-model review thresholds on the calibration rows: the loosest combination for each false-positive count."""
+    out: list[dict[str, Any]] = []
     grid = [round(0.5 + 0.025 * i, 3) for i in range(20)]
     for t_open in grid:
         for t_sex in grid:
@@ -107,8 +107,14 @@ def search(rows: list[Row]) -> list[dict[str, Any]]:
                              or r.scores["image_safety_s"]["violence"] >= t_vio for r in rows)
                 out.append({"open_nsfw.sexual": t_open, "image_safety_s.sexual": t_sex,
                             "image_safety_s.violence": t_vio, "flagged": n_flag, "rate": n_flag / len(rows)})
-    return sorted(out, key=lambda d: (d["flagged"], d["open_nsfw.sexual"] + d["image_safety_s.sexual"]
-                                      + d["image_safety_s.violence"]))
+    # For each number of flagged images, the loosest thresholds (smallest sum) that reach it.
+    best: dict[int, dict[str, Any]] = {}
+    for cand in out:
+        total = cand["open_nsfw.sexual"] + cand["image_safety_s.sexual"] + cand["image_safety_s.violence"]
+        k = int(cand["flagged"])
+        if k not in best or total < best[k]["sum"]:
+            best[k] = {**cand, "sum": round(total, 3)}
+    return [best[k] for k in sorted(best)]
 
 
 def _fmt(name: str, split: str, j: dict[str, Any]) -> str:

@@ -79,7 +79,9 @@ def chart(rng: Rng) -> Image.Image:
     elif kind == "scatter":
         ax.scatter(rng.normal(size=300), rng.normal(size=300), c=rng.uniform(size=300), cmap="viridis", s=8)
     elif kind == "hist":
-        ax.hist(rng.normal(size=2000), bins=40, color=np.array(_c(rng, SKIN)) / 255)
+        samples = rng.normal(size=2000)
+        r, g, b = (v / 255 for v in _c(rng, SKIN))
+        ax.hist(samples, bins=40, color=(r, g, b))
     elif kind == "pie":
         ax.pie(rng.uniform(1, 5, 5), labels=[_words(rng, 1) for _ in range(5)])
     elif kind == "heat":
@@ -94,7 +96,7 @@ def chart(rng: Rng) -> Image.Image:
     ax.set_xlabel(_words(rng, 1))
     fig.tight_layout()
     fig.canvas.draw()
-    img = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy())
+    img = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy())  # type: ignore[attr-defined]
     plt.close(fig)
     return img
 
@@ -239,7 +241,8 @@ def _figure(d: ImageDraw.ImageDraw, rng: Rng, x: float, y: float, hgt: float, ki
     for sx in (-1, 1):  # arms and legs
         d.line((x + sx * w / 2, y + head * 1.2, x + sx * (w / 2 + hgt * 0.08), y + hgt * 0.5), fill=skin,
                width=max(2, int(hgt * 0.045)))
-        d.line((x + sx * w * 0.25, y + hgt * 0.55, x + sx * w * 0.35, y + hgt), fill=skin, width=max(2, int(hgt * 0.06)))
+        d.line((x + sx * w * 0.25, y + hgt * 0.55, x + sx * w * 0.35, y + hgt), fill=skin,
+               width=max(2, int(hgt * 0.06)))
     wear = _rand_colour(rng)
     d.rectangle((x - w / 2, y + hgt * 0.47, x + w / 2, y + hgt * (0.62 if kit == "swim" else 0.7)), fill=wear)
     if kit == "swim" and rng.uniform() < 0.5:  # swimsuit top
@@ -253,7 +256,8 @@ def beach(rng: Rng) -> Image.Image:
     d = ImageDraw.Draw(img)
     sea, sand = int(h * rng.uniform(0.35, 0.5)), int(h * rng.uniform(0.55, 0.7))
     d.rectangle((0, sea, w, sand), fill=(20, int(rng.integers(90, 150)), int(rng.integers(150, 200))))
-    d.rectangle((0, sand, w, h), fill=(int(rng.integers(210, 240)), int(rng.integers(185, 215)), int(rng.integers(130, 170))))
+    sand_colour = (int(rng.integers(210, 240)), int(rng.integers(185, 215)), int(rng.integers(130, 170)))
+    d.rectangle((0, sand, w, h), fill=sand_colour)
     d.ellipse((w * 0.8, h * 0.05, w * 0.8 + 50, h * 0.05 + 50), fill=(255, 240, 150))
     for _ in range(int(rng.integers(0, 4))):
         ux, uy = int(rng.integers(0, w)), int(rng.integers(sand, h - 40))
