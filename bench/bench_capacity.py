@@ -43,12 +43,19 @@ def texts(n: int, words: int, seed: int) -> list[str]:
 
 def text_model(arg: str | None) -> tuple[str, str]:
     """(path, label): the shipped model if built, else a tiny random checkpoint (labelled as not representative)."""
+    import json
+
+    def named(path: Path) -> str:
+        meta = path / "moderation.json"  # name and version of a built checkpoint
+        info = json.loads(meta.read_text()) if meta.exists() else {}
+        return f"{path.name} ({info.get('name', '?')}@{info.get('version', '?')})"
+
     if arg:
-        return arg, Path(arg).name
+        return arg, named(Path(arg))
     for name in ("text-v2", "text-default"):
         path = ROOT / "var" / "models" / name
         if path.exists():
-            return str(path), name
+            return str(path), named(path)
     from training.text.tiny import build_tiny_checkpoint
 
     path = Path(tempfile.mkdtemp(prefix="bench-tiny-")) / "tiny"

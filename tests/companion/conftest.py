@@ -61,11 +61,13 @@ def engine(data_dir: Path) -> RecEngine:
 
 @pytest.fixture(scope="session")
 def encoder() -> Encoder:
-    """The served FAQ encoder (multilingual e5, converted once into var/models/e5-small), memoised per text so that
-    every app fixture rebuilding the FAQ index from the same files costs no model time."""
+    """The served FAQ encoder (e5 + MiniLM; e5 converted once into var/models/e5-small), each part memoised per
+    text so that every app fixture rebuilding the FAQ index from the same files costs no model time."""
+    from models.faq.encoder import E5_MINILM_WEIGHTS, EnsembleEncoder, MiniLMEncoder
     from training.text.e5_convert import convert
 
-    return CachedEncoder(E5Encoder(convert(Path("var/models/e5-small"))))
+    return EnsembleEncoder([CachedEncoder(E5Encoder(convert(Path("var/models/e5-small")))),
+                            CachedEncoder(MiniLMEncoder())], E5_MINILM_WEIGHTS)
 
 
 class CachedEncoder:

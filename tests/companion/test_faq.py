@@ -16,6 +16,7 @@ import pytest
 
 from common.language import detect_language
 from models.faq.calibrated import CALIBRATED, thresholds_for
+from models.faq.encoder import EnsembleEncoder
 from models.faq.search import NO_MARGIN, FaqIndex, Hit, Thresholds, decide, top_k
 from models.faq.store import FaqEntry, FaqLoadError, discover, load_collection
 from training.faq import evaluate
@@ -47,11 +48,13 @@ def test_eval_set_is_large_split_and_held_out_from_the_faq() -> None:
 
     assert count("in_scope", "en") >= 200 and count("near_miss", "en") >= 150 and count("far", "en") >= 50
     assert count("in_scope", "zh") >= 100 and count("near_miss", "zh") >= 80 and count("far", "zh") >= 30
-    dev, frozen = ({_norm(q.q) for q in sets[s].questions} for s in SPLITS)
-    assert not dev & frozen
+    texts = {s: {_norm(q.q) for q in sets[s].questions} for s in SPLITS}
+    # No tuning question is in frozen (dev2 also dropped its rows within char 4-gram Jaccard 0.6 of a frozen one);
+    # 12 short dev2 questions happen to equal dev ones, harmless between two tuning splits.
+    assert not (texts["dev"] | texts["dev2"]) & texts["frozen"]
     faq_texts = {_norm(t) for c in load_faq() for e in c.entries for t in (*e.questions, *e.not_questions)}
     faq_texts |= {_norm(t) for c in load_faq() for t in c.out_of_scope}
-    assert not faq_texts & (dev | frozen)  # no eval question is an index phrasing or a negative exemplar
+    assert not faq_texts & set().union(*texts.values())  # no eval question is an index phrasing or a negative
     ids = {e.id for e in load_faq()[0].entries}
     assert {q.gold for q in qs if q.kind != "far"} <= ids
     assert all(detect_language(q.q) == q.lang for q in qs)  # the service's language detection agrees
@@ -169,6 +172,27 @@ def test_index_answers_in_the_question_language_and_refuses_near_misses(tmp_path
     assert not passport.confident and "out-of-scope example" in passport.reason
 
 
+def test_ensemble_scores_are_the_language_weighted_mean_of_its_parts(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    _write(tmp_path / "t", "entries:\n  - id: pw\n    questions: [forgot password reset, lost my password]\n"
+                           "    answer: Use Forgot password.\n  - id: dl\n    questions: [download offline videos]\n"
+                           "    answer: Premium downloads.\n", "c.yaml")
+    cols = [load_collection(p, "c") for p in discover(tmp_path)[("t", "c")]]
+    t = Thresholds(0.0, 0.0)
+
+    class Shifted(BagOfWords):  # a second "model": the same words hashed to other dimensions
+        def encode(self, texts: Sequence[str]) -> np.ndarray:
+            return np.roll(super().encode([w[::-1] for w in texts]), 7, axis=1)
+
+    a, b = FaqIndex(cols, BagOfWords(), t), FaqIndex(cols, Shifted(), t)
+    ens = FaqIndex(cols, EnsembleEncoder([BagOfWords(), Shifted()], {"en": (1.0, 3.0), "zh": (1.0, 0.0)}), t)
+    q = ["lost password download", "忘记密码 password"]
+    sa, sb, se = (np.array([[h.score for h in sorted(r.hits, key=lambda h: h.entry.id)]
+                            for r in idx.ranked_many(q, 2)]) for idx in (a, b, ens))
+    assert se[0] == pytest.approx(0.25 * sa[0] + 0.75 * sb[0])  # English: both parts, 1:3
+    assert se[1] == pytest.approx(sa[1])  # Chinese: the first part only
+
+
 def test_overrides_apply_to_every_language() -> None:
     t = thresholds_for("multilingual-e5-small", min_score=0.5)
     assert {lang: x.min_score for lang, x in t.items()} == {"en": 0.5, "zh": 0.5}
@@ -179,7 +203,7 @@ def test_overrides_apply_to_every_language() -> None:
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict[str, Any]]]:
-    """One run of the evaluation CLI (all encoders, dev and frozen), as a user would run it."""
+    """One run of the evaluation CLI (all encoders, dev, dev2 and frozen), as a user would run it."""
     out = tmp_path_factory.mktemp("faq-eval") / "results.json"
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -194,12 +218,13 @@ def _frozen(results: list[dict[str, Any]], encoder: str, lang: str, variant: str
 
 def test_cli_prints_every_encoder_language_and_split(cli_run: tuple[str, list[dict[str, Any]]]) -> None:
     text, results = cli_run
-    assert [r["encoder"] for r in results] == ["e5", "minilm", "tfidf"]
-    for enc in ("e5", "minilm", "tfidf"):
+    assert [r["encoder"] for r in results] == ["e5+minilm", "e5", "minilm", "tfidf"]
+    for enc in ("e5+minilm", "e5", "minilm", "tfidf"):
         for lang in ("en", "zh"):
             for split in SPLITS:
-                assert re.search(rf"^{enc}\s+negatives\s+{lang}\s+{split}\s", text, re.M), (enc, lang, split)
-    for r in results:  # the shipped thresholds are what calibration on dev gives (0.01 grid; float noise tolerated)
+                row = rf"^{re.escape(enc)}\s+negatives\s+{lang}\s+{split}\s"
+                assert re.search(row, text, re.M), (enc, lang, split)
+    for r in results:  # shipped thresholds = calibration on dev + dev2 (0.01 grid; float noise tolerated)
         for lang, row in r["variants"]["negatives"].items():
             shipped = CALIBRATED[r["model"]][lang].as_dict()
             assert row["thresholds"] == pytest.approx(shipped, abs=0.011), (r["model"], lang)
@@ -207,16 +232,17 @@ def test_cli_prints_every_encoder_language_and_split(cli_run: tuple[str, list[di
 
 def test_quality_floors_on_the_frozen_split(cli_run: tuple[str, list[dict[str, Any]]]) -> None:
     _, results = cli_run
-    # Measured on frozen (docs/companion.md): e5 en 0.791 answered correctly / 0.926 near misses refused / 1.0 far,
-    # zh 0.809 / 0.914 / 1.0. The floors sit a few points below (frozen has 68-110 questions per cell).
+    # Measured on frozen (docs/companion.md), served e5+minilm: en 0.855 answered correctly / 0.937 near misses
+    # refused / 1.0 far, zh 0.853 / 0.971 / 1.0. The floors sit a few points below (68-110 questions per cell).
     for lang, (ok, near, far) in FLOORS.items():
-        m = _frozen(results, "e5", lang)
+        m = _frozen(results, "e5+minilm", lang)
         assert m["answered_correct"] >= ok, (lang, m)
         assert m["near_miss_refused"] >= near, (lang, m)
         assert m["far_refused"] >= far, (lang, m)
-        assert m["answered_correct"] > _frozen(results, "e5", lang, "no negatives")["answered_correct"]
+        assert m["answered_correct"] > _frozen(results, "e5+minilm", lang, "no negatives")["answered_correct"]
+    assert _frozen(results, "e5+minilm", "en")["top1"] > _frozen(results, "e5", "en")["top1"]
     assert _frozen(results, "e5", "zh")["top1"] >= _frozen(results, "minilm", "zh")["top1"] + 0.3
     assert _frozen(results, "e5", "en")["top1"] >= _frozen(results, "tfidf", "en")["top1"] + 0.05
 
 
-FLOORS: dict[str, tuple[float, float, float]] = {"en": (0.75, 0.88, 0.95), "zh": (0.76, 0.87, 0.95)}
+FLOORS: dict[str, tuple[float, float, float]] = {"en": (0.82, 0.90, 0.95), "zh": (0.82, 0.92, 0.95)}

@@ -1,8 +1,8 @@
 """Owns the FAQ evaluation set: its dev/frozen files, their rows and how a collection's language files are loaded.
 
 Rows: in_scope {lang, id, q}, near_miss {lang, lure, q} (a neighbouring topic no entry answers; `lure` is the entry it
-resembles), far {lang, q}. Methods and thresholds are chosen on the tuning splits (dev, and dev2: written later, before any
-change made against it, so unlike dev it is not fitted by the FAQ's phrasings); frozen is only reported.
+resembles), far {lang, q}. Methods and thresholds are chosen on the tuning splits (dev, and dev2: written later,
+before any change made against it, so unlike dev it is not fitted by the FAQ's phrasings); frozen is only reported.
 """
 
 from __future__ import annotations

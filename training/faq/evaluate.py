@@ -5,12 +5,13 @@ far questions, with thresholds chosen on the tuning splits (dev + dev2 pooled) a
                                     [--near-target 0.92] [--out var/eval/faq/results.json]
 
 The FAQ is companion/data/faq/demo/platform*.yaml (all languages, one index); the evaluation set is
-training/faq/data/eval/{dev,frozen}/platform.yaml (training.faq.evalset).
+training/faq/data/eval/{dev,dev2,frozen}/platform.yaml (training.faq.evalset).
 
 Calibration (dev + dev2 pooled, never frozen), per encoder and question language: grid over min_score, min_gap and
 min_margin (best answer minus the mean of the two closest negative exemplars); among settings refusing >= near-target
-of the pooled near misses and >= far-target of the far questions, the one answering most in-scope questions correctly (ties: more near misses
-refused, then the lowest thresholds). If none qualifies, the best mean of answered-correct and near-miss refusal.
+of the pooled near misses and >= far-target of the far questions, the one answering most in-scope questions
+correctly (ties: more near misses refused, then the lowest thresholds). If none qualifies, the best mean of
+answered-correct and near-miss refusal.
 The "no negatives" rows calibrate the same way with the margin check off: what threshold + gap alone can do.
 """
 
