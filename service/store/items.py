@@ -110,6 +110,11 @@ for _, it in ipairs(req.items) do
   redis.call('XADD', '@audit@' .. it.id, 'MAXLEN', '~', 1000, '*',
              'event', 'created', 'status', 'queued', 'from', '', 'at', it.ts, 'data', it.audit)
 end
+-- Statistics buckets (stats.submission_counters): counted here, with the items, so only creations count.
+for _, c in ipairs(req.counters) do
+  for f, n in pairs(c.counts) do redis.call('HINCRBY', c.key, f, n) end
+  redis.call('EXPIREAT', c.key, c.exp)
+end
 return {1, ''}
 """
 
@@ -244,12 +249,14 @@ class ItemStore:
 
     # ---- creation -------------------------------------------------------------------------
     def create(self, items: Sequence[NewItem], idem_key: str = "", idem_value: dict[str, Any] | None = None,
-               idem_ttl_s: int = 86400, max_pending: int = 0) -> CreateResult:
+               idem_ttl_s: int = 86400, max_pending: int = 0,
+               counters: Sequence[dict[str, Any]] = ()) -> CreateResult:
         """Create all items atomically; with an idempotency key, a repeat returns the first record.
 
         With `max_pending` > 0, nothing is created while that many items are pending (queued or processing);
         the result then has `queue_depth` set. A repeat of an accepted idempotent request still gets its record.
         The check and the create are one script, so the cap is exact (a batch may still end past it).
+        `counters` ({key, exp, counts}) are hash increments applied only when the items are created.
         """
         # One distinct timestamp per item (1 µs apart): the newest-first cursor is a score, so ties would be
         # skipped. Built from integer microseconds: float addition could round two stamps to the same string.
@@ -260,6 +267,7 @@ class ItemStore:
             "idem_value": json.dumps(idem_value or {}),
             "idem_ttl": idem_ttl_s,
             "max_pending": max_pending,
+            "counters": list(counters),
             "items": [
                 {
                     "id": it.id,

@@ -87,6 +87,18 @@ def original_decision(events: Iterable[dict[str, Any]]) -> str | None:
     return original
 
 
+def submission_counters(tenant: str, kinds: Iterable[str], at: float) -> list[dict[str, Any]]:
+    """The bucket increments that creating items of these kinds owes, for ItemStore.create to apply inside its
+    own script: counting in the create call costs no extra round trip on the submission hot path, and an
+    idempotent replay (which creates nothing) counts nothing."""
+    counts: dict[str, int] = {}
+    for kind in kinds:
+        counts[f"sub|{kind}"] = counts.get(f"sub|{kind}", 0) + 1
+    hour = float(RESOLUTIONS["hour"].start(at))
+    return [{"key": keys.stats_bucket(scope, res.code, res.stamp(hour)), "exp": res.expire_at(hour), "counts": counts}
+            for scope in (tenant, ALL) for res in RESOLUTIONS.values()]
+
+
 class StatsStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client

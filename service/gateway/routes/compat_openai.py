@@ -54,7 +54,6 @@ from service.gateway.submit import body_digest, create_items, wait_final
 from service.store.blobs import BlobStore
 from service.store.items import FINAL, NewItem, new_item_id
 from service.store.ratelimit import RateLimitStore
-from service.store.stats import StatsStore
 
 log = logging.getLogger(__name__)
 
@@ -212,13 +211,6 @@ async def _wait_all(services: Services, ids: list[str], budget_s: float) -> list
     return [await wait_final(services, item_id, max(0.0, deadline - time.monotonic())) for item_id in ids]
 
 
-def _record_stats(services: Services, ids: list[str], since: float) -> None:
-    try:
-        StatsStore(services.redis).record_submissions(ids, since)
-    except Exception as exc:  # noqa: BLE001 - statistics must never fail a request (as in routes/stats.StatsHook)
-        log.warning("could not record stats for an openai-compat submission: %s", exc)
-
-
 @router.post("/moderations", response_model=None)
 async def create_moderation(
     request: Request, response: Response, services: ServicesDep, principal: SubmitQuota,
@@ -232,7 +224,6 @@ async def create_moderation(
     # thread; small ones (most texts) are cheaper parsed here than the thread hop.
     req, digest = (await run_in_threadpool(_parse, body, limits) if len(body) > _INLINE_PARSE_BYTES
                    else _parse(body, limits))
-    since = time.time()
     items = await run_in_threadpool(_new_items, services, principal, req)
     try:
         ids, created = await create_items(services, items, idempotency_key, digest, _enqueue(services, req.parts))
@@ -241,8 +232,6 @@ async def create_moderation(
         # Idempotency-Key finds them), so their blobs stay; the retention purge removes real orphans.
         await run_in_threadpool(_drop_blobs, services, items)
         raise
-    if created:
-        await run_in_threadpool(_record_stats, services, ids, since)
     else:  # an idempotent replay: the first request's items (and blobs) are the ones kept
         await run_in_threadpool(_drop_blobs, services, items)
     id_header = {IDS_HEADER: ",".join(ids)}

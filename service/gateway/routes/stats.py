@@ -5,9 +5,10 @@ flag/block rates by kind and category, human decisions per moderator with median
 and their overturn rate, the review queue's depth, and the model and policy versions that produced verdicts.
 The queue snapshot and worker health are read live. The console's dashboard draws these same functions.
 
-`StatsHook` is ASGI middleware: after a successful submission, human decision or appeal (the API's or the
-console's) has been answered, it records it, off the response path, and never fails the request. Verdicts
-are recorded by the workers when they write them (workers.lifecycle.finish_all).
+`StatsHook` is ASGI middleware: after a successful human decision or appeal (the API's or the console's) has
+been answered, it records it, off the response path, and never fails the request. Submissions are counted by
+the create script itself (service.gateway.submit, stats.submission_counters): no extra round trip on the hot
+path. Verdicts are recorded by the workers when they write them (workers.lifecycle.finish_all).
 """
 
 from __future__ import annotations
@@ -222,23 +223,18 @@ def get_workers(services: ServicesDep, principal: ModeratorOrAdmin) -> dict[str,
 
 
 # ---- the recording hook ------------------------------------------------------------------------------------
-_SUBMIT = re.compile(r"^/v1/moderations(?:/batch|/image|/video)?$")
 _DECIDE = re.compile(r"^/(?:v1|console/api)/reviews/[A-Za-z0-9_.-]{1,128}/decision$")
 _APPEAL = re.compile(r"^/v1/moderations/([A-Za-z0-9_.-]{1,128})/appeal$")
 _BODY_CAP = 1 << 20
 
 
-def record(services: Services, path: str, body: bytes, since: float) -> None:
+def record(services: Services, path: str, body: bytes) -> None:
     """Record one answered request (see StatsHook); runs in a worker thread."""
     stats = StatsStore(services.redis)
     if (match := _APPEAL.match(path)) is not None:
         stats.record_appeal(match[1])
         return
     data = json.loads(body)
-    if _SUBMIT.match(path):
-        ids = [x["id"] for x in data["items"]] if "items" in data else [data["id"]]
-        stats.record_submissions(ids, since)
-        return
     human, item = data["human"], data["moderation"]
     appeal = item.get("appeal") if human.get("appeal") else None
     queued_at = float(appeal["at"]) if appeal else item.get("created_at")
@@ -247,18 +243,16 @@ def record(services: Services, path: str, body: bytes, since: float) -> None:
 
 
 class StatsHook:
-    """Counts successful submissions, human decisions and appeals once they are answered (see the docstring)."""
+    """Counts successful human decisions and appeals once they are answered (see the docstring)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or scope["method"] != "POST" or not (
-                _SUBMIT.match(path) or _DECIDE.match(path) or _APPEAL.match(path)):
+        if scope["type"] != "http" or scope["method"] != "POST" or not (_DECIDE.match(path) or _APPEAL.match(path)):
             await self.app(scope, receive, send)
             return
-        since = time.time()
         status = 0
         chunks: list[bytes] = []
         size = 0
@@ -277,6 +271,6 @@ class StatsHook:
         if status not in (200, 202) or size > _BODY_CAP:
             return
         try:
-            await run_in_threadpool(record, scope["app"].state.services, path, b"".join(chunks), since)
+            await run_in_threadpool(record, scope["app"].state.services, path, b"".join(chunks))
         except Exception as exc:  # noqa: BLE001 - statistics must never fail or delay a request
             log.warning("could not record stats for %s: %s", path, exc)
