@@ -232,7 +232,7 @@ async def create_moderation(
         # Idempotency-Key finds them), so their blobs stay; the retention purge removes real orphans.
         await run_in_threadpool(_drop_blobs, services, items)
         raise
-    else:  # an idempotent replay: the first request's items (and blobs) are the ones kept
+    if not created:  # an idempotent replay: the first request's items (and blobs) are the ones kept
         await run_in_threadpool(_drop_blobs, services, items)
     id_header = {IDS_HEADER: ",".join(ids)}
     response.headers.update(id_header)
