@@ -134,10 +134,29 @@ class RecsRuntime:
         if items_version == 0:
             return engine.catalog()
         key = (engine.version, items_version)
-        return engine.catalog(self._runtime_items() if engine._catalog[0] != key else None, key)
+        if engine._catalog[0] == key:
+            return engine.catalog(None, key)
+        runtime = self._runtime_items()
+        new = {i for i in runtime if i not in engine.bundle.data.item_index}
+        return engine.catalog(runtime, key, self._ratings_of(new) if new else None)
 
     def _runtime_items(self) -> dict[str, Item]:
         return {i: item_from(i, f) for i, f in self.store.items().items()}
+
+    def _ratings_of(self, items: set[str]) -> dict[str, list[tuple[str, float]]]:
+        """Every stored rating of these (not yet fitted) items, for their SVD fold-in. Reads all ratings: it runs
+        only when the items version changes (an item added, or a new item rated), not per request."""
+        out: dict[str, list[tuple[str, float]]] = {}
+        for u, i, r in self.store.all_ratings():
+            if i in items:
+                out.setdefault(i, []).append((u, r))
+        return out
+
+    def touch_if_new(self, engine: RecEngine, item_ids: list[str]) -> None:
+        """After a rating change: if it concerns an item the model was not fitted on, bump the items version so
+        every process folds the item in again (collaborative before the next refit)."""
+        if any(i not in engine.bundle.data.item_index for i in item_ids):
+            self.store.touch_items()
 
     def _sync(self, published: str | None) -> RecEngine:
         """Swap to the published version when another process refitted (load outside any request's engine)."""

@@ -74,6 +74,7 @@ def add_ratings(state: State, user_id: UserId, body: RatingsIn) -> RatingsOut:
             raise _unknown(r.item_id)
     try:
         n = state.recs.store.set_ratings(user_id, {r.item_id: r.rating for r in body.ratings})
+        state.recs.touch_if_new(engine, [r.item_id for r in body.ratings])
     except redis.RedisError as exc:
         raise RecsStoreUnavailable("cannot store ratings", {"error": type(exc).__name__}) from exc
     return RatingsOut(user_id=user_id, n_ratings=n, model_version=engine.version)
@@ -86,6 +87,8 @@ def delete_rating(state: State, user_id: UserId, item_id: ItemId) -> RatingsOut:
     try:
         removed = state.recs.store.delete_rating(user_id, item_id)
         n = len(state.recs.store.user_state(user_id).ratings)
+        if removed:
+            state.recs.touch_if_new(engine, [item_id])
     except redis.RedisError as exc:
         raise RecsStoreUnavailable("cannot delete the rating", {"error": type(exc).__name__}) from exc
     if not removed:

@@ -64,9 +64,11 @@ def _no_blocks(ids: Sequence[str]) -> set[str]:
 
 
 class Catalog:
-    """The bundle's items plus items added/updated at runtime (content features via the fitted vocabulary)."""
+    """The bundle's items plus items added/updated at runtime (content features via the fitted vocabulary) and, for
+    runtime items rated by fitted users, SVD factors folded in from those ratings (collaborative before a refit)."""
 
-    def __init__(self, bundle: Bundle, runtime: dict[str, Item] | None = None) -> None:
+    def __init__(self, bundle: Bundle, runtime: dict[str, Item] | None = None,
+                 item_ratings: dict[str, list[tuple[str, float]]] | None = None) -> None:
         runtime = runtime or {}
         self.n_fitted = bundle.data.n_items
         self.ids = list(bundle.data.item_ids)
@@ -87,6 +89,27 @@ class Catalog:
                 self.ids.append(iid)
         self.items.update(runtime)
         self.X: sp.csr_matrix = sp.csr_matrix(X)
+        self._fold_in_new_items(bundle, item_ratings or {})
+
+    def _fold_in_new_items(self, bundle: Bundle, item_ratings: dict[str, list[tuple[str, float]]]) -> None:
+        """svd_q/svd_b/support rows for items beyond the fitted ones (NaN bias: no fitted user rated it yet)."""
+        n_new = len(self.ids) - self.n_fitted
+        svd = bundle.svd
+        self.svd_q = np.zeros((n_new, svd.n_factors))
+        self.svd_b = np.full(n_new, np.nan)
+        self.support = np.zeros(n_new, dtype=np.int64)
+        for iid, pairs in item_ratings.items():
+            j = self.index.get(iid, -1) - self.n_fitted
+            known = [(self.user_index[u], r) for u, r in pairs if u in self.user_index]
+            if j < 0 or not known:
+                continue
+            users = np.array([u for u, _ in known], dtype=np.int64)
+            self.svd_q[j], self.svd_b[j] = svd.fold_in_item(users, np.array([r for _, r in known], dtype=np.float64))
+            self.support[j] = len(known)
+
+    def new_item_scores(self, base: float, p: np.ndarray) -> np.ndarray:
+        """SVD estimates of the runtime items for a user with factors p and base = mu + b_u (NaN: no ratings)."""
+        return base + self.svd_b + self.svd_q @ p
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -119,11 +142,13 @@ class RecEngine:
         coverage = enrich(catalogue, data_dir / "film-metadata" / "movies.db", data_dir / "plots" / "movies.csv")
         return cls(fit_bundle(ratings, catalogue, params, tune_blend=tune_blend, coverage=coverage))
 
-    def catalog(self, runtime: dict[str, Item] | None = None, key: object = None) -> Catalog:
-        """The catalogue with runtime items; rebuilt only when `key` (e.g. the store's items version) changes."""
+    def catalog(self, runtime: dict[str, Item] | None = None, key: object = None,
+                item_ratings: dict[str, list[tuple[str, float]]] | None = None) -> Catalog:
+        """The catalogue with runtime items (and their ratings, for the SVD fold-in); rebuilt only when `key` (e.g.
+        the store's items version, bumped when a runtime item is added or rated) changes."""
         cached_key, cat = self._catalog
         if key is None or key != cached_key:
-            cat = Catalog(self.bundle, runtime)
+            cat = Catalog(self.bundle, runtime, item_ratings)
             if key is not None:
                 self._catalog = (key, cat)
         return cat
@@ -149,6 +174,8 @@ class RecEngine:
         scores, parts = comp
         if strategy != "content":  # collaborative lists skip thinly rated items (a 5★ film rated twice is noise)
             scores[np.flatnonzero(b.thin)] = np.nan
+        if strategy == "svd":  # runtime items, likewise, until min_support fitted users rated them
+            scores[cat.n_fitted + np.flatnonzero(cat.support < b.params.min_support)] = np.nan
         ranked, n_blocked = _filter(scores, k, exclude, blocked, format_id, cat)
         recs = [self._explained(strategy, parts, i, s, h, cat) for i, s in ranked]
         if len(recs) < k:  # not enough personalised candidates: pad with popular items, each labelled as such
@@ -195,6 +222,9 @@ class RecEngine:
             return None
         elif c == "svd":
             out = b.svd.scores_for_history(h.r_fit, h.r_fit_val)
+            if pad:  # runtime items: folded-in factors (NaN for those no fitted user rated yet)
+                p, b_u = b.svd.fold_in(h.r_fit, h.r_fit_val)
+                return np.concatenate([out, cat.new_item_scores(b.svd.global_mean + b_u, p)])
         else:
             out = b.knn.scores_for_history(h.r_fit, h.r_fit_val, h.u)
         return np.concatenate([out, np.full(pad, np.nan)]) if pad else out.astype(np.float64, copy=True)
@@ -207,6 +237,10 @@ class RecEngine:
         b = self.bundle
         if src == "popularity":
             why = b.popular.reason(i)
+        elif src == "svd" and i >= cat.n_fitted:
+            n = int(cat.support[i - cat.n_fitted])  # a hybrid score is not a rating: name the estimate only for svd
+            est = f"predicted {float(np.clip(s, *b.data.scale)):.1f}★ " if strategy == "svd" else ""
+            why = f"{est}from the {n} ratings of this new title so far (folded in before the next refit)"
         elif src == "svd":
             why = reasons.svd_reason(b.svd, h.r_fit, h.r_fit_val, i, cat.title)
         elif src == "knn":
@@ -250,10 +284,15 @@ class RecEngine:
         b = self.bundle
         h = _Arrays(hist, cat)
         lo, hi = b.data.scale
-        if i >= cat.n_fitted:
-            return b.svd.global_mean, True
+        if i >= cat.n_fitted and (strategy == "knn" or not len(h.r_fit)
+                                  or not np.isfinite(cat.svd_b[i - cat.n_fitted])):
+            return b.svd.global_mean, True  # a runtime item: only SVD knows it (once fitted users rated it)
         if not len(h.r_fit):
             return float(b.popular.bayes[i]), True
+        if i >= cat.n_fitted and strategy != "content":
+            p, b_u = b.svd.fold_in(h.r_fit, h.r_fit_val)
+            est = float(cat.new_item_scores(b.svd.global_mean + b_u, p)[i - cat.n_fitted])
+            return float(min(hi, max(lo, est))), False
         if strategy == "knn":
             est = predict_history(b.knn, h.r_fit, h.r_fit_val, i, h.u)
         elif strategy == "content":

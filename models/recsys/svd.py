@@ -74,6 +74,14 @@ class SVD(Recommender):
         P, bu = _half_step(side, self.Q[items], self.bi[items], self.reg, self.reg_bias)
         return P[0], float(bu[0])
 
+    def fold_in_item(self, users: np.ndarray, ratings: np.ndarray) -> tuple[np.ndarray, float]:
+        """Factors and bias for an item rated by these (inner user, rating) pairs, users fixed: the item half-step
+        of the fit for one new item, so an item added at runtime is collaborative before the next refit."""
+        n = len(users)
+        side = _Side(np.zeros(n, dtype=np.int64), np.arange(n), ratings - self.global_mean, 1, n)
+        Q, bi = _half_step(side, self.P[users], self.bu[users], self.reg, self.reg_bias)
+        return Q[0], float(bi[0])
+
     def scores_for_history(self, items: np.ndarray, ratings: np.ndarray) -> np.ndarray:
         """Estimated rating of every item for a user with this history (fold-in; equals the fit for its users)."""
         if len(items) == 0:

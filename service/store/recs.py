@@ -147,6 +147,11 @@ class RecsStore:
         p.incr(keys.RECS_ITEMS_VERSION)
         return int(p.execute()[-1])
 
+    def touch_items(self) -> int:
+        """New items version without a catalogue change: ratings of a runtime item changed, so every process
+        rebuilds its catalogue (and the item's folded-in factors) on its next request."""
+        return int(self.r.incr(keys.RECS_ITEMS_VERSION))
+
     def items(self) -> dict[str, dict[str, Any]]:
         return {_s(k): json.loads(_s(v)) for k, v in self.r.hgetall(keys.RECS_ITEMS).items()}
 

@@ -96,6 +96,34 @@ def test_runtime_item_is_content_recommended_at_once_and_collaborative_after_ref
     assert est["fallback"] is False and est["model_version"] == new["model_version"]
 
 
+def test_runtime_item_rated_by_known_users_is_collaborative_before_any_refit(
+        pair: tuple[TestClient, TestClient], engine: RecEngine) -> None:
+    """SVD item fold-in: ratings of a runtime item by users the model was fitted on give it factors at once."""
+    a, b = pair
+    item = {"title": "A New Space Opera", "year": 1997, "genres": ["Sci-Fi"]}
+    assert a.put(f"{URL}/items/opera", json=item, headers=ADMIN).status_code == 200
+    fan = "opera-fan"
+    a.post(f"{URL}/users/{fan}/ratings", json={"ratings": [{"item_id": "50", "rating": 5},
+                                                          {"item_id": "172", "rating": 5}]})
+    before = b.get(f"{URL}/users/{fan}/items/opera", params={"strategy": "svd"}).json()
+    assert before["fallback"] is True  # nobody rated it: only content knows it
+    raters = [u for u in engine.bundle.data.user_ids[:12]]  # ml-100k users: fitted, with factors
+    for u in raters:
+        r = a.post(f"{URL}/users/{u}/ratings", json={"ratings": [{"item_id": "opera", "rating": 5}]})
+        assert r.status_code == 200, r.text
+    version = engine.version
+    est = b.get(f"{URL}/users/{fan}/items/opera", params={"strategy": "svd"}).json()
+    assert est["fallback"] is False and est["model_version"] == version  # the other process, no refit
+    assert est["estimate"] > engine.bundle.svd.global_mean  # twelve 5-star ratings pull it up
+    recs = b.get(f"{URL}/users/{fan}", params={"strategy": "svd", "k": 100}).json()
+    hit = [it for it in recs["items"] if it["item_id"] == "opera"]
+    assert recs["model_version"] == version and hit and "12 ratings of this new title" in hit[0]["reason"]
+    # Below min_support (10 fitted raters) the SVD list drops it again; the estimate remains.
+    for u in raters[:3]:
+        assert a.delete(f"{URL}/users/{u}/ratings/opera").status_code == 200
+    assert "opera" not in _ids(b, fan, k=100, strategy="svd")
+
+
 def test_state_and_model_survive_restart(engine: RecEngine, encoder: object, tmp_path: Path) -> None:
     server = RedisServer(workdir=tmp_path / "redis")
     server.start()
