@@ -1,9 +1,9 @@
 """Owns the gateway's rate limits and back-pressure: route families, the ASGI limiter, the queue-depth check.
 
 Rate limits run as ASGI middleware, before FastAPI reads the body, so a flood of uploads is refused without
-spooling them to disk. The middleware authenticates the key itself (one Redis read; unknown keys pass through
-and the route answers 401), then takes a token from the key's and the tenant's bucket of the route family in
-one atomic script (service.store.ratelimit). Every limited response carries the IETF `RateLimit-Limit`,
+spooling them to disk. The middleware authenticates the key itself and takes a token from the key's and the
+tenant's bucket of the route family in the same atomic script (service.store.ratelimit, one round trip); unknown
+keys pass through and the route answers 401. Every limited response carries the IETF `RateLimit-Limit`,
 `RateLimit-Remaining` and `RateLimit-Reset` headers; a refusal is 429 `rate_limited` with `Retry-After`.
 
 If Redis fails, reads fail open (the route then does its own Redis work and reports 503 if it must); other
@@ -38,6 +38,7 @@ from service.core.errors import ApiError, error_body
 from service.core.security import Principal
 from service.gateway.deps import PRINCIPAL_SCOPE_KEY, Services
 from service.gateway.middleware import Metrics
+from service.store.apikeys import principal_from, record_key
 from service.store.ratelimit import Bucket, Decision, RateLimitStore, pending_depth
 
 log = logging.getLogger(__name__)
@@ -134,10 +135,14 @@ class RateLimitMiddleware:
         return self._store[1]
 
     def _decide(self, services: Services, key: str, family: str) -> tuple[Principal | None, Decision | None]:
-        principal = services.keys.authenticate(key)
-        if principal is None:
+        # One round trip for both: every submission pays for this, so the key lookup and the take are one script.
+        rates = [(float(getattr(self.settings, f"ratelimit_{family}_{scope}_per_s")),
+                  int(getattr(self.settings, f"ratelimit_{family}_{scope}_burst"))) for scope in ("key", "tenant")]
+        found = self._store_for(services).authenticate_and_take(record_key(key), family, rates)
+        if found is None:
             return None, None
-        return principal, self._store_for(services).take(buckets_for(self.settings, family, principal))
+        record, decision = found
+        return principal_from(record), decision
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.settings.ratelimit_enabled:

@@ -21,6 +21,17 @@ from service.store import keys
 from service.store.client import as_map, as_str
 
 KEY_PREFIX = keys.APIKEY
+
+
+def record_key(key: str) -> str:
+    """The Redis key of an API key's record (found by the key's digest; the key itself is never stored)."""
+    return KEY_PREFIX + hash_api_key(key)
+
+
+def principal_from(record: dict[str, str]) -> Principal:
+    """The caller a live key record describes (the rate limiter reads records in its own script)."""
+    return Principal(key_id=record["key_id"], tenant=record["tenant"], role=Role(record["role"]),
+                     name=record.get("name", ""))
 KEY_INDEX = keys.APIKEYS  # key_id -> key hash, for listing and revocation
 REVOKED = keys.APIKEYS_REVOKED
 BOOTSTRAPPED = keys.BOOTSTRAPPED
@@ -154,11 +165,8 @@ class ApiKeyStore:
         raise redis.WatchError("bootstrap kept racing other writers")
 
     def authenticate(self, key: str) -> Principal | None:
-        data = as_map(self.r.hgetall(KEY_PREFIX + hash_api_key(key)))
-        if not data:
-            return None
-        return Principal(key_id=data["key_id"], tenant=data["tenant"], role=Role(data["role"]),
-                         name=data.get("name", ""))
+        data = as_map(self.r.hgetall(record_key(key)))
+        return principal_from(data) if data else None
 
     @staticmethod
     def _info(data: dict[str, str]) -> dict[str, Any]:

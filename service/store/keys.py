@@ -231,6 +231,7 @@ LUA_PREFIXES: dict[str, str] = {
     "item": ITEM, "audit": AUDIT, "notify": NOTIFY, "versions": VERSIONS, "idx_tenant": IDX_TENANT,
     "idx_all": IDX_ALL, "pending": PENDING, "ready_text": READY_TEXT, "outbox": OUTBOX,
     "metrics_verdicts": METRICS_VERDICTS, "rescan": RESCAN, "review": REVIEW, "leases": LEASES,
+    "ratelimit": RATELIMIT,  # scripts spell a bucket as @ratelimit@<family>:<scope>:<ident>, as ratelimit() does
 }
 
 

@@ -16,40 +16,72 @@ from dataclasses import dataclass
 import redis
 
 from service.store import keys
-from service.store.client import as_str
+from service.store.client import as_str, as_strs
+
+# take(keys, cost, params): refill every bucket, then take `cost` tokens from all of them or from none.
+# params holds rate and burst for each bucket, in order. Returns {allowed (1|0), tokens of bucket 1, ...}
+# (strings: Lua numbers would truncate).
+_TAKE_FN = """
+local function take(bucket_keys, cost, params)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local tokens = {}
+  local allowed = 1
+  for i, key in ipairs(bucket_keys) do
+    local rate = tonumber(params[2 * i - 1])
+    local burst = tonumber(params[2 * i])
+    local h = redis.call('HMGET', key, 'tokens', 'ts')
+    local tk = tonumber(h[1])
+    local ts = tonumber(h[2])
+    if tk == nil or ts == nil then
+      tk = burst
+    else
+      tk = math.min(burst, tk + math.max(0, now - ts) * rate)
+    end
+    tokens[i] = tk
+    if tk < cost then allowed = 0 end
+  end
+  local out = {allowed}
+  for i, key in ipairs(bucket_keys) do
+    local rate = tonumber(params[2 * i - 1])
+    local burst = tonumber(params[2 * i])
+    if allowed == 1 then tokens[i] = tokens[i] - cost end
+    redis.call('HSET', key, 'tokens', tostring(tokens[i]), 'ts', tostring(now))
+    redis.call('PEXPIRE', key, math.ceil((burst - tokens[i]) / rate * 1000) + 1000)
+    table.insert(out, tostring(tokens[i]))
+  end
+  return out
+end
+"""
 
 # KEYS: the buckets. ARGV: cost, then rate and burst for each bucket, in order.
-# Returns {allowed (1|0), tokens of bucket 1, tokens of bucket 2, ...} (strings: Lua numbers would truncate).
-_TAKE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local cost = tonumber(ARGV[1])
-local tokens = {}
-local allowed = 1
-for i, key in ipairs(KEYS) do
-  local rate = tonumber(ARGV[2 * i])
-  local burst = tonumber(ARGV[2 * i + 1])
-  local h = redis.call('HMGET', key, 'tokens', 'ts')
-  local tk = tonumber(h[1])
-  local ts = tonumber(h[2])
-  if tk == nil or ts == nil then
-    tk = burst
-  else
-    tk = math.min(burst, tk + math.max(0, now - ts) * rate)
+_TAKE = _TAKE_FN + """
+local params = {}
+for i = 2, #ARGV do params[i - 1] = ARGV[i] end
+return take(KEYS, tonumber(ARGV[1]), params)
+"""
+
+# The gateway's hot path in one round trip: look the API key up and, if it is live, take from its key and
+# tenant buckets. KEYS[1]: the key's record. ARGV: cost, family, then rate and burst of the key bucket and of
+# the tenant bucket (rate or burst 0: that bucket is off). Returns {} for an unknown key, else
+# {flat key record, take()'s reply} (take's reply is {1} when both buckets are off).
+_AUTH_TAKE = _TAKE_FN + """
+local data = redis.call('HGETALL', KEYS[1])
+if #data == 0 then return {} end
+local rec = {}
+for i = 1, #data, 2 do rec[data[i]] = data[i + 1] end
+local bucket_keys, params = {}, {}
+local idents = {{'key', rec['key_id']}, {'tenant', rec['tenant']}}
+for i, pair in ipairs(idents) do
+  local rate, burst = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+  if rate > 0 and burst > 0 then
+    table.insert(bucket_keys, '@ratelimit@' .. ARGV[2] .. ':' .. pair[1] .. ':' .. pair[2])
+    table.insert(params, ARGV[2 * i + 1]); table.insert(params, ARGV[2 * i + 2])
   end
-  tokens[i] = tk
-  if tk < cost then allowed = 0 end
 end
-local out = {allowed}
-for i, key in ipairs(KEYS) do
-  local rate = tonumber(ARGV[2 * i])
-  local burst = tonumber(ARGV[2 * i + 1])
-  if allowed == 1 then tokens[i] = tokens[i] - cost end
-  redis.call('HSET', key, 'tokens', tostring(tokens[i]), 'ts', tostring(now))
-  redis.call('PEXPIRE', key, math.ceil((burst - tokens[i]) / rate * 1000) + 1000)
-  table.insert(out, tostring(tokens[i]))
-end
-return out
+local taken = {1}
+if #bucket_keys > 0 then taken = take(bucket_keys, tonumber(ARGV[1]), params) end
+return {data, taken}
 """
 
 
@@ -113,6 +145,7 @@ class RateLimitStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
         self._take = client.register_script(keys.lua(_TAKE))
+        self._auth_take = client.register_script(keys.lua(_AUTH_TAKE))
 
     def take(self, buckets: Sequence[Bucket], cost: int = 1) -> Decision:
         """Atomically take `cost` tokens from every bucket, or from none of them."""
@@ -126,6 +159,26 @@ class RateLimitStore:
         allowed = int(reply[0]) == 1
         return Decision(allowed, tuple(BucketState(b, float(as_str(tk)), cost)
                                        for b, tk in zip(live, reply[1:], strict=True)))
+
+
+    def authenticate_and_take(self, key_record: str, family: str, rates: Sequence[tuple[float, int]],
+                              cost: int = 1) -> tuple[dict[str, str], Decision] | None:
+        """One round trip: the API key record at `key_record` and, when it exists, the token take from its key
+        and tenant buckets of `family` (`rates`: (rate, burst) of the key bucket, then the tenant bucket).
+        None for an unknown or revoked key (no bucket is touched)."""
+        args: list[str | int | float] = [cost, family]
+        for rate, burst in rates:
+            args += [rate, burst]
+        reply = self._auth_take(keys=[key_record], args=args)
+        if not reply:
+            return None
+        flat, taken = as_strs(reply[0]), reply[1]
+        record = dict(zip(flat[0::2], flat[1::2], strict=True))
+        idents = (("key", record["key_id"]), ("tenant", record["tenant"]))
+        live = [Bucket(family, scope, ident, float(rate), int(burst))
+                for (scope, ident), (rate, burst) in zip(idents, rates, strict=True) if rate > 0 and burst > 0]
+        return record, Decision(int(taken[0]) == 1, tuple(BucketState(b, float(as_str(tk)), cost)
+                                                          for b, tk in zip(live, taken[1:], strict=True)))
 
 
 def pending_depth(client: redis.Redis) -> int:
