@@ -27,6 +27,7 @@ from service.core.security import Role
 from service.gateway import console
 from service.gateway.deps import Services
 from service.gateway.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware
+from service.gateway.publisher import TextPublisher
 from service.gateway.ratelimit import BackPressureCollector, QueueFull, RateLimitMiddleware, queue_full_handler
 from service.gateway.routes import (
     admin,
@@ -77,10 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         r = sync_client(settings)
+        queue = TaskQueue(settings)
         services = Services(
             settings=settings, redis=r, aredis=async_client(settings), items=ItemStore(r),
             keys=ApiKeyStore(r), tenants=TenantStore(r), policies=PolicyStore(r, settings.policy_path),
-            queue=TaskQueue(settings), reviews=ReviewStore(r),
+            queue=queue, reviews=ReviewStore(r), text_publisher=TextPublisher(queue),
         )
         try:
             bootstrap_keys(settings, services.keys)

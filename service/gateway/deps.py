@@ -27,6 +27,7 @@ from service.core.domain import Item
 from service.core.errors import Forbidden, NotFound, Unauthorized, UnsupportedMediaType
 from service.core.queue import TaskQueue
 from service.core.security import Principal, Role
+from service.gateway.publisher import TextPublisher
 from service.store.apikeys import ApiKeyStore, TenantStore
 from service.store.items import ItemStore
 from service.store.policies import PolicyStore
@@ -46,6 +47,7 @@ class Services:
     policies: PolicyStore
     queue: TaskQueue
     reviews: ReviewStore
+    text_publisher: TextPublisher
 
 
 # Set by service.gateway.ratelimit.RateLimitMiddleware to (api key, principal) once it authenticated the key.

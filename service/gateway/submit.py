@@ -38,9 +38,14 @@ async def create_items(
     items: Sequence[NewItem],
     idempotency_key: str | None,
     request_digest: str,
-    enqueue: Callable[[list[str]], None],
+    enqueue: Callable[[list[str]], None] | None = None,
+    text_sizes: Sequence[int] | None = None,
 ) -> tuple[list[str], bool]:
-    """Create + enqueue; returns (ids, created). A repeated Idempotency-Key returns the first ids."""
+    """Create + enqueue; returns (ids, created). A repeated Idempotency-Key returns the first ids.
+
+    Pass either `enqueue` (publishes in the create's own thread hop) or, for texts, `text_sizes` (one per item):
+    their tasks go through the gateway's TextPublisher, so concurrent submissions share broker round trips.
+    """
     tenant = items[0].tenant
     ikey = idem_key(tenant, idempotency_key) if idempotency_key else ""
     ids = [it.id for it in items]
@@ -48,13 +53,12 @@ async def create_items(
     settings = services.settings
 
     def create_and_enqueue() -> CreateResult:
-        # One thread hop and two round trips (the create script, the publish): the hot path of every submission.
-        # The create script also applies back-pressure: 503 queue_full past MOD_QUEUE_MAX_PENDING pending items.
-        # The submission statistics are counted inside the same script (no extra round trip).
+        # The create script also applies back-pressure (503 queue_full past MOD_QUEUE_MAX_PENDING pending items)
+        # and counts the submission statistics: one round trip.
         result = services.items.create(items, ikey, {"ids": ids, "digest": request_digest},
                                        max_pending=settings.queue_max_pending,
                                        counters=submission_counters(tenant, [it.kind for it in items], time.time()))
-        if result.created:
+        if result.created and enqueue is not None:
             enqueue(ids)
             _await_replicas(services, ids)
         elif result.existing:
@@ -64,6 +68,10 @@ async def create_items(
 
     try:
         result = await run_in_threadpool(create_and_enqueue)
+        if result.created and enqueue is None:
+            await services.text_publisher.publish(ids, text_sizes or [0] * len(ids))
+            if settings.redis_min_replicas_ack > 0:
+                await run_in_threadpool(_await_replicas, services, ids)
     except (OperationalError, OSError) as exc:
         log.error("enqueue failed for %d items: %s", len(ids), exc)
         await _fail_unqueued(services, ids, ikey)

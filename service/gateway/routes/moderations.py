@@ -86,7 +86,7 @@ async def submit(
     item = (await run_in_threadpool(_new_text_item, services, principal, body) if body.callback_url
             else _new_text_item(services, principal, body))
     ids, _ = await create_items(services, [item], idempotency_key, body_digest(body.model_dump()),
-                                lambda ids: services.queue.enqueue_text(ids, [len(body.text)]))
+                                text_sizes=[len(body.text)])
     response.headers["Location"] = f"/v1/moderations/{ids[0]}"
     if wait:
         done = await wait_final(services, ids[0], min(wait, services.settings.max_wait_s))
@@ -123,7 +123,7 @@ async def submit_batch(
     items = await run_in_threadpool(build)
     sizes = [len(req.text) for req in body.items]
     ids, _ = await create_items(services, items, idempotency_key, body_digest(body.model_dump()),
-                                lambda ids: services.queue.enqueue_text(ids, sizes))
+                                text_sizes=sizes)
     return {"items": [accepted(i) for i in ids]}
 
 
