@@ -31,6 +31,6 @@ start companion $VPY -m uvicorn companion.app:app --host "$HOST" --port 8001
 start companion-refit $VPY -m celery -A companion.tasks worker -B -Q companion -c 1 -n companion@%h -s var/log/companion-beat-schedule
 echo "==> gateway on http://$HOST:$PORT — API docs: http://$HOST:$PORT/docs (companion: http://$HOST:8001/docs)"
 echo "    dev keys: admin 'dev-admin-key', platform 'dev-platform-key', moderator 'dev-moderator-key' (tenant demo)"
-$VPY -m uvicorn --factory service.gateway.app:create_app --host "$HOST" --port "$PORT" &
+$VPY -m uvicorn --factory service.gateway.app:create_app --host "$HOST" --port "$PORT" --timeout-graceful-shutdown 15 &
 PIDS+=($!)
 wait "${PIDS[-1]}"
