@@ -49,9 +49,16 @@ def test_compose_commands_exist() -> None:
             app_mod = cmd[cmd.index("-A") + 1]
             assert _module_exists(app_mod), f"{name}: celery app {app_mod} missing"
             if "-Q" in cmd:
-                from service.core.queue import QUEUES
+                # Each Celery app consumes only queues it declares: the moderation workers' or the companion's.
+                if app_mod == "companion.tasks":
+                    from companion.tasks import QUEUE
 
-                assert set(cmd[cmd.index("-Q") + 1].split(",")) <= set(QUEUES)
+                    queues = {QUEUE}
+                else:
+                    from service.core.queue import QUEUES
+
+                    queues = set(QUEUES)
+                assert set(cmd[cmd.index("-Q") + 1].split(",")) <= queues, f"{name}: unknown queue"
             if "flower" in cmd:
                 assert _module_exists("flower")
     dockerfile = (ROOT / "Dockerfile").read_text()
