@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
 from pydantic import BaseModel, Field
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -217,3 +218,18 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("redis unavailable: %s", exc)
         return _json(503, "store_unavailable", "the verdict store (Redis) is unreachable; retry later",
                      headers={"Retry-After": "5"})
+
+
+def valid_unicode(value: str) -> str:
+    """A pydantic field validator body: refuse strings with lone surrogates (JSON `\\ud800` escapes allow them).
+
+    They cannot be encoded as UTF-8, so echoing them in a response would fail with a 500; they surface as 422
+    `invalid_text` instead (see SCHEMA_ERROR_CODES). One copy for the gateway's schemas and the rescan request
+    the CLI shares.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError("invalid_text", "text is not valid Unicode (lone surrogate at position {pos})",
+                                  {"pos": exc.start}) from exc
+    return value

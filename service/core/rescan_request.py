@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
+
+from service.core.errors import valid_unicode
 
 
 class RescanFilter(BaseModel):
@@ -39,11 +40,4 @@ class RescanFilter(BaseModel):
     @classmethod
     def _unicode(cls, value: str | None) -> str | None:
         # Same code as the gateway's other text fields (SCHEMA_ERROR_CODES): a lone surrogate cannot be echoed.
-        if value is None:
-            return None
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise PydanticCustomError("invalid_text", "text is not valid Unicode (lone surrogate at position {pos})",
-                                      {"pos": exc.start}) from exc
-        return value
+        return None if value is None else valid_unicode(value)

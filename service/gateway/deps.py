@@ -19,7 +19,6 @@ import redis
 import redis.asyncio as aioredis
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic_core import PydanticCustomError
 from starlette.concurrency import run_in_threadpool
 
 from service.core.config import Settings
@@ -129,16 +128,3 @@ async def require_json(request: Request) -> None:
 
 JsonBody = Depends(require_json)
 
-
-def valid_unicode(value: str) -> str:
-    """A pydantic field validator body: refuse strings with lone surrogates (JSON `\\ud800` escapes allow them).
-
-    They cannot be encoded as UTF-8, so echoing them in a response would fail with a 500; they surface as 422
-    `invalid_text` instead (see SCHEMA_ERROR_CODES in service.core.errors).
-    """
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise PydanticCustomError("invalid_text", "text is not valid Unicode (lone surrogate at position {pos})",
-                                  {"pos": exc.start}) from exc
-    return value

@@ -68,14 +68,17 @@ def route_family(method: str, path: str) -> str | None:
     return "read" if method in READ_METHODS else "admin"
 
 
+def family_rates(settings: Settings, family: str) -> list[tuple[float, int]]:
+    """(rate per second, burst) of the key's and then the tenant's bucket of this family (0: that bucket is off)."""
+    return [(float(getattr(settings, f"ratelimit_{family}_{scope}_per_s")),
+             int(getattr(settings, f"ratelimit_{family}_{scope}_burst"))) for scope in ("key", "tenant")]
+
+
 def buckets_for(settings: Settings, family: str, principal: Principal) -> list[Bucket]:
     """The key's and the tenant's bucket of this family (a bucket with rate or burst 0 is off)."""
-    out = []
-    for scope, ident in (("key", principal.key_id), ("tenant", principal.tenant)):
-        rate = float(getattr(settings, f"ratelimit_{family}_{scope}_per_s"))
-        burst = int(getattr(settings, f"ratelimit_{family}_{scope}_burst"))
-        out.append(Bucket(family, scope, ident, rate, burst))
-    return out
+    idents = (("key", principal.key_id), ("tenant", principal.tenant))
+    return [Bucket(family, scope, ident, rate, burst)
+            for (scope, ident), (rate, burst) in zip(idents, family_rates(settings, family), strict=True)]
 
 
 def api_key_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -136,9 +139,8 @@ class RateLimitMiddleware:
 
     def _decide(self, services: Services, key: str, family: str) -> tuple[Principal | None, Decision | None]:
         # One round trip for both: every submission pays for this, so the key lookup and the take are one script.
-        rates = [(float(getattr(self.settings, f"ratelimit_{family}_{scope}_per_s")),
-                  int(getattr(self.settings, f"ratelimit_{family}_{scope}_burst"))) for scope in ("key", "tenant")]
-        found = self._store_for(services).authenticate_and_take(record_key(key), family, rates)
+        found = self._store_for(services).authenticate_and_take(record_key(key), family,
+                                                                family_rates(self.settings, family))
         if found is None:
             return None, None
         record, decision = found

@@ -9,19 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from service.core.domain import Status
+from service.core.errors import valid_unicode
 
 # The public item model lives in service.core.views (webhook payloads share it); re-exported for the routes.
 from service.core.views import ErrorInfo, ModelRef, Moderation  # noqa: F401
-
-
-def _valid_unicode(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise PydanticCustomError(
-            "invalid_text", "text is not valid Unicode (lone surrogate at position {pos})", {"pos": exc.start}
-        ) from exc
-    return value
 
 
 class ModerationRequest(BaseModel):
@@ -40,12 +31,12 @@ class ModerationRequest(BaseModel):
     def _text(cls, value: str) -> str:
         if value == "":
             raise PydanticCustomError("empty_text", "text is empty")
-        return _valid_unicode(value)
+        return valid_unicode(value)
 
     @field_validator("external_id", "callback_url")
     @classmethod
     def _strings(cls, value: str | None) -> str | None:
-        return _valid_unicode(value) if value is not None else None
+        return valid_unicode(value) if value is not None else None
 
     @field_validator("metadata")
     @classmethod
