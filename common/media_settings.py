@@ -53,6 +53,14 @@ class MediaSettings(BaseModel):
     early_exit_thresholds: dict[str, float] = Field(default_factory=dict)
     # Gap between offending frames still merged into one segment.
     segment_merge_gap_ms: int = Field(default=2000, ge=0)
+    # Near-duplicate reuse (models.vision.reuse): a sampled frame whose 32×32 colour thumbnail differs from the
+    # last scored frame's by at most reuse_max_mean_diff on average and reuse_max_cell_diff in every cell (0..255)
+    # takes that frame's scores instead of running the models. Never at a scene cut; a frame is scored at
+    # least every reuse_max_age_s. Validated in docs/models/vision.md (Performance); false scores every frame.
+    reuse_scores: bool = True
+    reuse_max_mean_diff: float = Field(default=1.5, ge=0)
+    reuse_max_cell_diff: float = Field(default=8.0, ge=0)
+    reuse_max_age_s: float = Field(default=5.0, gt=0)
     # PDQ hashes below this quality (0..100) are too flat to match on and are left out.
     pdq_min_quality: int = Field(default=50, ge=0, le=100)
     # ThreatExchange's confident-match distance for PDQ.

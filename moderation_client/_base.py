@@ -1,21 +1,25 @@
-"""Owns what the sync and async clients share: configuration, request descriptions, answer parsing.
+"""Owns what the sync and async clients share: configuration, request descriptions, answer parsing, the retry and
+polling decisions.
 
 Each public call is described once here as a `Call` (method, path, body, whether it is idempotent, its
-Idempotency-Key); the two clients only differ in how they send it and sleep between attempts.
+Idempotency-Key); what one attempt sends, whether to repeat it and how long to sleep between polls are decided
+here too. The two clients only differ in how they send a request and how they sleep (blocking or awaited).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from moderation_client.errors import ModerationClientError
+from moderation_client.errors import ModerationClientError, TransportError, WaitTimeout, error_from_response
 from moderation_client.retry import RetryPolicy
 from moderation_client.types import (
     Accepted,
@@ -28,7 +32,9 @@ from moderation_client.types import (
     Submission,
     WebhookSecret,
 )
-from moderation_client.uploads import Upload
+from moderation_client.uploads import Upload, UploadSource
+
+log = logging.getLogger("moderation_client")
 
 __version__ = "0.1.0"
 # The longest `?wait=` the service accepts; longer waits continue with client-side polling.
@@ -89,6 +95,55 @@ def new_idempotency_key() -> str:
 
 def _path_id(value: str) -> str:
     return quote(value, safe="")
+
+
+def server_wait(timeout: float) -> float | None:
+    """The `?wait=` of a submit-and-wait call: the server holds the answer for at most MAX_SERVER_WAIT_S of it."""
+    return min(timeout, MAX_SERVER_WAIT_S) or None
+
+
+def final_verdict(sub: Submission) -> Moderation | None:
+    """The submission's answer when it is already final (the server's `?wait=` sufficed), else None: poll."""
+    return sub if isinstance(sub, Moderation) and sub.is_final else None
+
+
+@contextmanager
+def owned_upload(file: UploadSource | AsyncIterable[bytes], filename: str | None) -> Iterator[Upload]:
+    """`file` as an `Upload` for one call; one made here is closed afterwards (dropping its spool), while a caller's
+    own `Upload` stays open and reusable."""
+    upload = Upload.of(file, filename)
+    try:
+        yield upload
+    finally:
+        if upload is not file:
+            upload.close()
+
+
+@dataclass
+class Poll:
+    """The client-side wait for one item: the interval doubles from `interval` up to `max_interval`, and the last
+    sleep is cut to end at the deadline (`timeout` seconds after this was made)."""
+
+    item_id: str
+    timeout: float
+    clock: Callable[[], float]
+    interval: float
+    max_interval: float
+    deadline: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deadline = self.clock() + self.timeout
+
+    def next_sleep(self, item: Moderation) -> float | None:
+        """None when `item` is final; else how long to sleep before looking again. `WaitTimeout` past the deadline."""
+        if item.is_final:
+            return None
+        remaining = self.deadline - self.clock()
+        if remaining <= 0:
+            raise WaitTimeout(self.item_id, item.status, self.timeout)
+        sleep = min(self.interval, remaining)
+        self.interval = min(self.interval * 2, self.max_interval)
+        return sleep
 
 
 class ClientBase:
@@ -192,6 +247,43 @@ class ClientBase:
             return Call("GET", path, idempotent=True)
         return Call("POST", path + "/rotate", params={"grace_s": grace_s} if grace_s is not None else None,
                     idempotency_key=new_idempotency_key())
+
+    # ---- attempts -------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def request_args(self, call: Call) -> Iterator[dict[str, Any]]:
+        """The keyword arguments of one attempt's `httpx.(Async)Client.request`. An upload is opened at its start
+        for this attempt and closed after it, so a retry sends it again from the beginning."""
+        with ExitStack() as stack:
+            files = None
+            if call.upload is not None:
+                files = call.upload.multipart(stack.enter_context(call.upload.open()))
+            yield {"method": call.method, "url": self.base_url + call.path, "params": call.params, "json": call.json,
+                   "data": call.form if files is not None else None, "files": files,
+                   "headers": {**self.default_headers, **call.headers()}, "timeout": call.timeout(self.timeout)}
+
+    def delay_after_error(self, call: Call, attempt: int, exc: httpx.TransportError) -> float:
+        """Seconds to sleep before repeating a call whose attempt `attempt` failed in transport; raises
+        `TransportError` when the failure may not be repeated (or the attempts are used up)."""
+        delay = self.retry.delay_after_error(attempt, exc, idempotent=call.idempotent)
+        if delay is None:
+            raise TransportError(f"{call.method} {call.path} failed after {attempt} attempt(s): "
+                                 f"{type(exc).__name__}: {exc}", attempts=attempt) from exc
+        log.info("retrying %s %s in %.2fs after %s", call.method, call.path, delay, type(exc).__name__)
+        return delay
+
+    def delay_after_answer(self, call: Call, attempt: int, response: httpx.Response) -> float | None:
+        """None when `response` is a success (return it); else seconds to sleep before repeating the call. Raises
+        the answer as an `APIError` when it may not be repeated (or the attempts are used up)."""
+        if response.status_code < 400:
+            return None
+        error = error_from_response(response)
+        delay = self.retry.delay_after_status(attempt, error.status, error.code, error.retry_after,
+                                              idempotent=call.idempotent)
+        if delay is None:
+            raise error
+        log.info("retrying %s %s in %.2fs after %s %s", call.method, call.path, delay, error.status, error.code)
+        return delay
 
     # ---- answers ----------------------------------------------------------------------------------------------
 

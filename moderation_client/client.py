@@ -1,18 +1,28 @@
-"""Owns the synchronous client: every public call, its retry loop and client-side waiting."""
+"""Owns the synchronous client: every public call, its retry loop and client-side waiting.
+
+Only the I/O lives here (blocking requests and sleeps); what each call sends, how answers parse, whether to retry
+and how long to poll are decided in _base.py, shared with the async client in aio.py.
+"""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from moderation_client._base import DEFAULT_TIMEOUT, MAX_SERVER_WAIT_S, Call, ClientBase, TextInput
-from moderation_client.errors import TransportError, WaitTimeout, error_from_response
+from moderation_client._base import (
+    DEFAULT_TIMEOUT,
+    Call,
+    ClientBase,
+    Poll,
+    TextInput,
+    final_verdict,
+    owned_upload,
+    server_wait,
+)
 from moderation_client.retry import RetryPolicy
 from moderation_client.types import (
     Accepted,
@@ -26,8 +36,6 @@ from moderation_client.types import (
     WebhookSecret,
 )
 from moderation_client.uploads import Upload, UploadSource
-
-log = logging.getLogger("moderation_client")
 
 
 class ModerationClient(ClientBase):
@@ -70,30 +78,14 @@ class ModerationClient(ClientBase):
         while True:
             attempt += 1
             try:
-                with ExitStack() as stack:
-                    files = None
-                    if call.upload is not None:
-                        files = call.upload.multipart(stack.enter_context(call.upload.open()))
-                    response = self._http.request(
-                        call.method, self.base_url + call.path, params=call.params, json=call.json,
-                        data=call.form if files is not None else None, files=files,
-                        headers={**self.default_headers, **call.headers()}, timeout=call.timeout(self.timeout))
+                with self.request_args(call) as args:
+                    response = self._http.request(**args)
             except httpx.TransportError as exc:
-                delay = self.retry.delay_after_error(attempt, exc, idempotent=call.idempotent)
-                if delay is None:
-                    raise TransportError(f"{call.method} {call.path} failed after {attempt} attempt(s): "
-                                         f"{type(exc).__name__}: {exc}", attempts=attempt) from exc
-                log.info("retrying %s %s in %.2fs after %s", call.method, call.path, delay, type(exc).__name__)
-                self._sleep(delay)
+                self._sleep(self.delay_after_error(call, attempt, exc))
                 continue
-            if response.status_code < 400:
-                return response
-            error = error_from_response(response)
-            delay = self.retry.delay_after_status(attempt, error.status, error.code, error.retry_after,
-                                                  idempotent=call.idempotent)
+            delay = self.delay_after_answer(call, attempt, response)
             if delay is None:
-                raise error
-            log.info("retrying %s %s in %.2fs after %s %s", call.method, call.path, delay, error.status, error.code)
+                return response
             self._sleep(delay)
 
     # ---- submissions ------------------------------------------------------------------------------------------
@@ -129,15 +121,11 @@ class ModerationClient(ClientBase):
     def _submit_media(self, kind: Kind, file: UploadSource | Upload, filename: str | None, external_id: str | None,
                       metadata: Mapping[str, Any] | None, callback_url: str | None, priority: int | None,
                       wait: float | None, idempotency_key: str | None) -> Submission:
-        upload = Upload.of(file, filename)
-        try:
+        with owned_upload(file, filename) as upload:
             call = self.media_call(kind, upload, external_id=external_id, metadata=metadata,
                                    callback_url=callback_url, priority=priority, wait=wait,
                                    idempotency_key=idempotency_key)
             return self.parse_submission(self._send(call))
-        finally:
-            if upload is not file:  # ours: drop its spool; a caller's Upload stays reusable
-                upload.close()
 
     # ---- submit and wait --------------------------------------------------------------------------------------
 
@@ -148,7 +136,7 @@ class ModerationClient(ClientBase):
         Raises `WaitTimeout` (with the item id) when the deadline passes first."""
         start = self._clock()
         sub = self.submit_text(text, external_id=external_id, metadata=metadata, callback_url=callback_url,
-                               priority=priority, wait=min(timeout, MAX_SERVER_WAIT_S) or None,
+                               priority=priority, wait=server_wait(timeout),
                                idempotency_key=idempotency_key)
         return self._finish(sub, timeout - (self._clock() - start))
 
@@ -157,43 +145,40 @@ class ModerationClient(ClientBase):
                        callback_url: str | None = None, priority: int | None = None,
                        idempotency_key: str | None = None) -> Moderation:
         """`submit_image`, then wait for the final item as `moderate_text` does."""
-        start = self._clock()
-        sub = self.submit_image(file, filename=filename, external_id=external_id, metadata=metadata,
-                                callback_url=callback_url, priority=priority,
-                                wait=min(timeout, MAX_SERVER_WAIT_S) or None, idempotency_key=idempotency_key)
-        return self._finish(sub, timeout - (self._clock() - start))
+        return self._moderate_media("image", file, timeout, filename, external_id, metadata, callback_url,
+                                    priority, idempotency_key)
 
     def moderate_video(self, file: UploadSource | Upload, *, timeout: float = 300.0, filename: str | None = None,
                        external_id: str | None = None, metadata: Mapping[str, Any] | None = None,
                        callback_url: str | None = None, priority: int | None = None,
                        idempotency_key: str | None = None) -> Moderation:
         """`submit_video`, then wait for the final item as `moderate_text` does."""
+        return self._moderate_media("video", file, timeout, filename, external_id, metadata, callback_url,
+                                    priority, idempotency_key)
+
+    def _moderate_media(self, kind: Kind, file: UploadSource | Upload, timeout: float, filename: str | None,
+                        external_id: str | None, metadata: Mapping[str, Any] | None, callback_url: str | None,
+                        priority: int | None, idempotency_key: str | None) -> Moderation:
         start = self._clock()
-        sub = self.submit_video(file, filename=filename, external_id=external_id, metadata=metadata,
-                                callback_url=callback_url, priority=priority,
-                                wait=min(timeout, MAX_SERVER_WAIT_S) or None, idempotency_key=idempotency_key)
+        sub = self._submit_media(kind, file, filename, external_id, metadata, callback_url, priority,
+                                 server_wait(timeout), idempotency_key)
         return self._finish(sub, timeout - (self._clock() - start))
 
     def _finish(self, sub: Submission, remaining: float) -> Moderation:
-        if isinstance(sub, Moderation) and sub.is_final:
-            return sub
-        return self.wait(sub.id, max(0.0, remaining))
+        done = final_verdict(sub)
+        return done if done is not None else self.wait(sub.id, max(0.0, remaining))
 
     def wait(self, item_id: str, timeout: float = 60.0, *, poll_interval: float = 0.25,
              max_poll_interval: float = 2.0) -> Moderation:
         """Poll until the item is final or `timeout` seconds pass (then `WaitTimeout`); the interval doubles
         from `poll_interval` up to `max_poll_interval`, and the last sleep is cut to end at the deadline."""
-        deadline = self._clock() + timeout
-        interval = poll_interval
+        poll = Poll(item_id, timeout, self._clock, poll_interval, max_poll_interval)
         while True:
             item = self.get(item_id)
-            if item.is_final:
+            delay = poll.next_sleep(item)
+            if delay is None:
                 return item
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                raise WaitTimeout(item_id, item.status, timeout)
-            self._sleep(min(interval, remaining))
-            interval = min(interval * 2, max_poll_interval)
+            self._sleep(delay)
 
     # ---- reads ------------------------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from service.core.queue import RESCAN_PLAN_TASK, TaskQueue
 from service.core.rescan_request import RescanFilter
 from service.store.client import sync_client
 from service.store.rescans import RescanStore
-from service.store.reviews import ReviewStore
+from service.store.review_repair import ReviewRepair
 
 # Exit status per error code; anything unexpected still exits 1 (with Python's traceback: a bug, not an input).
 EXIT_CODES = {"validation_error": 2, "invalid_text": 2, "rescan_not_found": 3, "rescan_finished": 4,
@@ -133,7 +133,7 @@ def rescan_cancel(settings: Settings, args: argparse.Namespace) -> None:
 # ---- review queue ------------------------------------------------------------------------------------------
 def queue_repair(settings: Settings, args: argparse.Namespace) -> None:
     """Rebuild queue membership from the items (the rule in service.store.items.QUEUE_RULE)."""
-    changes = ReviewStore(sync_client(settings)).repair(args.tenant, dry_run=args.dry_run)
+    changes = ReviewRepair(sync_client(settings)).repair(args.tenant, dry_run=args.dry_run)
     verb = "would change" if args.dry_run else "changed"
     for change in changes:
         print(json.dumps(change, sort_keys=True))

@@ -38,6 +38,8 @@ class Ratings:
     user_ids: list[str]
     item_ids: list[str]
     scale: tuple[float, float] = (1.0, 5.0)
+    # float64 unix seconds per rating, or None when the source has none (then no time-aware component runs).
+    times: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.user_index = {u: k for k, u in enumerate(self.user_ids)}
@@ -57,9 +59,10 @@ class Ratings:
     @classmethod
     def from_triples(
         cls, triples: list[tuple[str, str, float]], scale: tuple[float, float] = (1.0, 5.0),
-        users: list[str] | None = None, items: list[str] | None = None,
+        users: list[str] | None = None, items: list[str] | None = None, times: list[float] | None = None,
     ) -> Ratings:
-        """Inner ids in id order; `users`/`items` add ids without ratings (catalogue items nobody rated yet)."""
+        """Inner ids in id order; `users`/`items` add ids without ratings (catalogue items nobody rated yet);
+        `times` (parallel to triples) are the ratings' unix times."""
         user_ids = sorted({t[0] for t in triples} | set(users or ()), key=_id_key)
         item_ids = sorted({t[1] for t in triples} | set(items or ()), key=_id_key)
         ui = {u: k for k, u in enumerate(user_ids)}
@@ -71,12 +74,14 @@ class Ratings:
             user_ids=user_ids,
             item_ids=item_ids,
             scale=scale,
+            times=None if times is None else np.asarray(times, dtype=np.float64),
         )
 
     def subset(self, idx: np.ndarray) -> Ratings:
         """Ratings at positions idx, keeping the same id space (so folds share inner ids)."""
         return Ratings(
-            self.users[idx], self.items[idx], self.values[idx], self.user_ids, self.item_ids, self.scale
+            self.users[idx], self.items[idx], self.values[idx], self.user_ids, self.item_ids, self.scale,
+            None if self.times is None else self.times[idx],
         )
 
     def triples(self) -> list[tuple[str, str, float]]:
@@ -100,30 +105,31 @@ def kfold_indices(n: int, n_folds: int = 5, seed: int = 0) -> list[np.ndarray]:
 def load_ratings(path: Path) -> Ratings:
     """Read any supported layout; `path` is a directory or a ratings file."""
     f = _find_ratings_file(path)
-    triples: list[tuple[str, str, float]] = []
+    rows: list[tuple[str, str, str, str]] = []  # user, item, rating, timestamp ("" when absent)
     if f.suffix == ".inter":
         with f.open(encoding="utf-8") as fh:
             header = fh.readline().rstrip("\n").split("\t")
             cols = [h.split(":")[0] for h in header]
             iu, ii, ir = cols.index("user_id"), cols.index("item_id"), cols.index("rating")
+            it = cols.index("timestamp") if "timestamp" in cols else -1
             for line in fh:
                 p = line.rstrip("\n").split("\t")
-                triples.append((p[iu], p[ii], float(p[ir])))
-    elif f.name == "u.data":
+                rows.append((p[iu], p[ii], p[ir], p[it] if it >= 0 else ""))
+    elif f.name == "u.data" or f.suffix == ".dat":
+        sep = "\t" if f.name == "u.data" else "::"
         with f.open(encoding="latin-1") as fh:
-            triples = [(p[0], p[1], float(p[2])) for p in (ln.split("\t") for ln in fh if ln.strip())]
-    elif f.suffix == ".dat":
-        with f.open(encoding="latin-1") as fh:
-            triples = [(p[0], p[1], float(p[2])) for p in (ln.split("::") for ln in fh if ln.strip())]
+            rows = [(p[0], p[1], p[2], p[3] if len(p) > 3 else "")
+                    for p in (ln.rstrip("\n").split(sep) for ln in fh if ln.strip())]
     else:  # ratings.csv (ml-latest / ml-25m): userId,movieId,rating,timestamp with a header
         with f.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh)
-            triples = [(row["userId"], row["movieId"], float(row["rating"])) for row in reader]
-    if not triples:
+            rows = [(r["userId"], r["movieId"], r["rating"], r.get("timestamp") or "") for r in csv.DictReader(fh)]
+    if not rows:
         raise ValueError(f"{f}: no ratings")
+    triples = [(u, i, float(r)) for u, i, r, _ in rows]
+    times = [float(t) for *_, t in rows] if all(t for *_, t in rows) else None
     lo = min(t[2] for t in triples)
     scale = (0.5, 5.0) if lo == 0.5 else (1.0, 5.0)
-    return Ratings.from_triples(triples, scale)
+    return Ratings.from_triples(triples, scale, times=times)
 
 
 def _find_ratings_file(path: Path) -> Path:

@@ -28,6 +28,7 @@ from models.vision.classifiers import OnnxImageClassifier, load_classifiers
 from models.vision.decode import Frame, ImageLimits, decode_image
 from models.vision.errors import MediaError
 from models.vision.hashing import PdqCollector, PdqHash, frame_hashes, sha256_file
+from models.vision.reuse import ReusePolicy
 from models.vision.scoring import Scorer, assemble
 from models.vision.video import SampledVideo, VideoLimits, sample_video
 
@@ -127,6 +128,12 @@ def prepare_file(path: str | Path, settings: MediaSettings | None = None, sha256
     return prepare_video(path, settings, sha256)
 
 
+def reuse_policy(s: MediaSettings) -> ReusePolicy | None:
+    if not s.reuse_scores:
+        return None
+    return ReusePolicy(s.reuse_max_mean_diff, s.reuse_max_cell_diff, int(s.reuse_max_age_s * 1000))
+
+
 def classifiers(s: MediaSettings) -> list[OnnxImageClassifier]:
     return load_classifiers(s.models, s.model_dir, s.onnx_threads)
 
@@ -139,7 +146,7 @@ def score_prepared(prepared: Prepared, settings: MediaSettings | None = None,
     for why that is not validated.
     """
     s = settings or MediaSettings()
-    with Scorer(classifiers(s), s.batch_size, s.early_exit_thresholds, gated) as scorer:
+    with Scorer(classifiers(s), s.batch_size, s.early_exit_thresholds, gated, reuse_policy(s)) as scorer:
         for start in range(0, len(prepared.frames), s.batch_size):
             scorer.add(prepared.frames[start:start + s.batch_size])
             if scorer.done():
@@ -236,7 +243,8 @@ class MediaJob:
     def _score(self) -> None:
         s = self.settings
         try:
-            with Scorer(classifiers(s), s.batch_size, s.early_exit_thresholds, self.gated) as scorer:
+            with Scorer(classifiers(s), s.batch_size, s.early_exit_thresholds, self.gated,
+                        reuse_policy(s)) as scorer:
                 self._scorer = scorer
                 while not scorer.done() and not self._cancel.is_set():
                     batch = self._next_batch()

@@ -12,6 +12,9 @@ for one of the gated model's categories reaches the threshold. That skips most o
 video, but can lose recall wherever the gated model alone would have flagged a frame. It is off by default:
 recall cannot be measured offline (no unsafe images ship with the project), so enable it only after checking
 recall on labelled data of your own.
+
+Near-duplicate reuse (`reuse=ReusePolicy(...)`, the worker's default, see models.vision.reuse) runs the models
+only on frames that differ from the last scored frame; the others copy its scores and say so (`reused_ms`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from models.vision.classifiers import CATEGORIES, OnnxImageClassifier, combine
 from models.vision.decode import Frame
+from models.vision.reuse import ReusePolicy, ReuseTracker
 from models.vision.segments import ScoredFrame, crosses, merge_segments
 
 if TYPE_CHECKING:
@@ -33,7 +37,8 @@ class Scorer:
     """Scores batches of frames in order; collects per-frame results, early exit and gate statistics."""
 
     def __init__(self, models: Sequence[OnnxImageClassifier], batch_size: int,
-                 early_exit: Mapping[str, float] | None = None, gates: Mapping[str, float] | None = None) -> None:
+                 early_exit: Mapping[str, float] | None = None, gates: Mapping[str, float] | None = None,
+                 reuse: ReusePolicy | None = None) -> None:
         gates = dict(gates or {})
         self.models = list(models)
         self.batch_size = batch_size
@@ -49,6 +54,7 @@ class Scorer:
         self.scored: list[ScoredFrame] = []
         self.early: dict[str, Any] | None = None
         self._target: int | None = None
+        self.reuse = ReuseTracker(reuse) if reuse is not None else None
         workers = max(len(self.always), 1) - 1
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="score") if workers else None
 
@@ -68,6 +74,8 @@ class Scorer:
         return self._target is not None and len(self.frames) >= self._target
 
     def _run(self, models: Sequence[OnnxImageClassifier], rgbs: list[Any]) -> dict[str, list[dict[str, float]]]:
+        if not rgbs:  # every frame of the batch reused earlier scores
+            return {m.name: [] for m in models}
         # The first model runs on this thread while the pool runs the others on the same batch.
         futures = {m.name: self._pool.submit(m.predict, rgbs, self.batch_size) for m in models[1:]} \
             if self._pool is not None else {}
@@ -79,23 +87,37 @@ class Scorer:
         """Score `batch` (the frames following those already scored)."""
         if self.done() or not batch:
             return
-        rgbs = [f.rgb for f in batch]
+        base = len(self.frames)
+        plan: list[int | None] = self.reuse.plan(batch, base) if self.reuse else [None] * len(batch)
+        todo = [i for i, source in enumerate(plan) if source is None]
+        rgbs = [batch[i].rgb for i in todo]
         per_model = self._run(self.always, rgbs)
-        model_scores: list[dict[str, dict[str, float]]] = [
-            {name: preds[i] for name, preds in per_model.items()} for i in range(len(batch))]
+        fresh: list[dict[str, dict[str, float]]] = [
+            {name: preds[k] for name, preds in per_model.items()} for k in range(len(todo))]
         for model, threshold in self.gated:
-            partial = [combine(ms) for ms in model_scores]
-            chosen = [i for i, p in enumerate(partial) if any(p[c] >= threshold for c in model.categories)]
+            partial = [combine(ms) for ms in fresh]
+            chosen = [k for k, p in enumerate(partial) if any(p[c] >= threshold for c in model.categories)]
             if chosen:
-                preds = model.predict([rgbs[i] for i in chosen], self.batch_size)
-                for i, pred in zip(chosen, preds, strict=True):
-                    model_scores[i][model.name] = pred
+                preds = model.predict([rgbs[k] for k in chosen], self.batch_size)
+                for k, pred in zip(chosen, preds, strict=True):
+                    fresh[k][model.name] = pred
                 self.gated_runs[model.name] += len(chosen)
-        for frame, scores in zip(batch, model_scores, strict=True):
+        scored = iter(fresh)
+        model_scores: list[dict[str, dict[str, float]]] = []
+        for source in plan:
+            if source is None:
+                model_scores.append(next(scored))
+            else:  # the anchor precedes this frame: earlier in this batch, or already in self.frames
+                earlier = model_scores[source - base] if source >= base else self.frames[source]["model_scores"]
+                model_scores.append({name: dict(s) for name, s in earlier.items()})
+        for frame, scores, source in zip(batch, model_scores, plan, strict=True):
             ordered = {m.name: scores[m.name] for m in self.models if m.name in scores}
             combined = combine(ordered)
-            self.frames.append({"ts_ms": frame.ts_ms, "index": frame.index, "reasons": list(frame.reasons),
-                                "scores": combined, "model_scores": ordered})
+            record: dict[str, Any] = {"ts_ms": frame.ts_ms, "index": frame.index, "reasons": list(frame.reasons),
+                                      "scores": combined, "model_scores": ordered}
+            if source is not None:
+                record["reused_ms"] = self.frames[source]["ts_ms"]  # the anchor is appended before this frame
+            self.frames.append(record)
             self.scored.append(ScoredFrame(frame.ts_ms, combined))
             hit = crosses(combined, self.early_exit) if self.early_exit else None
             if hit and self.early is None:
@@ -107,7 +129,11 @@ class Scorer:
             del self.frames[self._target:], self.scored[self._target:]
 
     def notes(self) -> list[str]:
-        return [f"{name} ran on {runs} of {len(self.frames)} frames (gated)" for name, runs in self.gated_runs.items()]
+        out = [f"{name} ran on {runs} of {len(self.frames)} frames (gated)" for name, runs in self.gated_runs.items()]
+        reused = sum("reused_ms" in f for f in self.frames)
+        if reused:
+            out.append(f"scores reused for {reused} of {len(self.frames)} frames (near-duplicates of a scored frame)")
+        return out
 
 
 def assemble(prepared: Prepared, scorer: Scorer, segment_thresholds: Mapping[str, float],

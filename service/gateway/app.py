@@ -78,9 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         r = sync_client(settings)
+        ar_timed = async_client(settings, timed=True)
         queue = TaskQueue(settings)
         services = Services(
-            settings=settings, redis=r, aredis=async_client(settings), items=ItemStore(r),
+            settings=settings, redis=r, aredis=async_client(settings), aredis_timed=ar_timed,
+            items=ItemStore(r, ar_timed),
             keys=ApiKeyStore(r), tenants=TenantStore(r), policies=PolicyStore(r, settings.policy_path),
             queue=queue, reviews=ReviewStore(r), text_publisher=TextPublisher(queue),
         )
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         services.queue.close()
         await services.aredis.aclose()
+        await ar_timed.aclose()
         r.close()
 
     app = FastAPI(

@@ -39,7 +39,8 @@ class Services:
 
     settings: Settings
     redis: redis.Redis
-    aredis: aioredis.Redis
+    aredis: aioredis.Redis  # no socket timeout: long-polls (BLPOP)
+    aredis_timed: aioredis.Redis  # socket timeouts: the submission hot path (key + token take, create)
     items: ItemStore
     keys: ApiKeyStore
     tenants: TenantStore

@@ -30,7 +30,6 @@ from fastapi.responses import JSONResponse
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.core.config import Settings
@@ -132,15 +131,16 @@ class RateLimitMiddleware:
         self._store: tuple[Any, RateLimitStore] | None = None
 
     def _store_for(self, services: Services) -> RateLimitStore:
-        # Built on first use: the Redis client only exists once the lifespan has run.
+        # Built on first use: the Redis clients only exist once the lifespan has run.
         if self._store is None or self._store[0] is not services.redis:
-            self._store = (services.redis, RateLimitStore(services.redis))
+            self._store = (services.redis, RateLimitStore(services.redis, services.aredis_timed))
         return self._store[1]
 
-    def _decide(self, services: Services, key: str, family: str) -> tuple[Principal | None, Decision | None]:
-        # One round trip for both: every submission pays for this, so the key lookup and the take are one script.
-        found = self._store_for(services).authenticate_and_take(record_key(key), family,
-                                                                family_rates(self.settings, family))
+    async def _decide(self, services: Services, key: str, family: str) -> tuple[Principal | None, Decision | None]:
+        # One round trip for both, on the asyncio client: every submission pays for this, so the key lookup and
+        # the take are one script, and no thread-pool hop.
+        found = await self._store_for(services).aauthenticate_and_take(record_key(key), family,
+                                                                       family_rates(self.settings, family))
         if found is None:
             return None, None
         record, decision = found
@@ -158,7 +158,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            principal, decision = await run_in_threadpool(self._decide, services, key, family)
+            principal, decision = await self._decide(services, key, family)
         except RedisError as exc:
             if family == "read":
                 self.metrics.ratelimit_errors.labels(family, "fail_open").inc()

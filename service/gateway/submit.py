@@ -51,13 +51,14 @@ async def create_items(
     ids = [it.id for it in items]
 
     settings = services.settings
+    counters = submission_counters(tenant, [it.kind for it in items], time.time())
+    idem_value = {"ids": ids, "digest": request_digest}
 
     def create_and_enqueue() -> CreateResult:
         # The create script also applies back-pressure (503 queue_full past MOD_QUEUE_MAX_PENDING pending items)
         # and counts the submission statistics: one round trip.
-        result = services.items.create(items, ikey, {"ids": ids, "digest": request_digest},
-                                       max_pending=settings.queue_max_pending,
-                                       counters=submission_counters(tenant, [it.kind for it in items], time.time()))
+        result = services.items.create(items, ikey, idem_value, max_pending=settings.queue_max_pending,
+                                       counters=counters)
         if result.created and enqueue is not None:
             enqueue(ids)
             _await_replicas(services, ids)
@@ -67,11 +68,18 @@ async def create_items(
         return result
 
     try:
-        result = await run_in_threadpool(create_and_enqueue)
-        if result.created and enqueue is None:
-            await services.text_publisher.publish(ids, text_sizes or [0] * len(ids))
-            if settings.redis_min_replicas_ack > 0:
-                await run_in_threadpool(_await_replicas, services, ids)
+        if enqueue is not None:
+            result = await run_in_threadpool(create_and_enqueue)
+        else:
+            # Texts: the create runs on the asyncio client and the publish is shared (TextPublisher), so a
+            # submission costs no thread-pool hop of its own unless replica acks are required.
+            result = await services.items.acreate(items, ikey, idem_value, max_pending=settings.queue_max_pending,
+                                                  counters=counters)
+            if result.created:
+                await services.text_publisher.publish(ids, text_sizes or [0] * len(ids))
+            acked = ids if result.created else list((result.existing or {}).get("ids") or [])
+            if settings.redis_min_replicas_ack > 0 and acked:
+                await run_in_threadpool(_await_replicas, services, acked)
     except (OperationalError, OSError) as exc:
         log.error("enqueue failed for %d items: %s", len(ids), exc)
         await _fail_unqueued(services, ids, ikey)

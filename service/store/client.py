@@ -129,17 +129,21 @@ def cluster_client(settings: Settings, url: str | None = None) -> ClusterClient:
     )
 
 
-def async_client(settings: Settings) -> aioredis.Redis:
-    # No socket_timeout here: BLPOP long-polls block up to max_wait_s by design.
+def async_client(settings: Settings, timed: bool = False) -> aioredis.Redis:
+    """An asyncio client. `timed=False` (no socket timeout) is for BLPOP long-polls, which block up to
+    max_wait_s by design; `timed=True` is for request-path commands, where a hung Redis must become a fast
+    503 like on the sync client."""
     opts: dict[str, Any] = dict(
         socket_connect_timeout=min(2.0, settings.redis_socket_timeout_s),
         decode_responses=True,
         max_connections=512,
     )
+    if timed:
+        opts["socket_timeout"] = settings.redis_socket_timeout_s
     if settings.redis_cluster:
         return cast(aioredis.Redis, aiocluster.RedisCluster.from_url(
-            settings.redis_url, socket_connect_timeout=min(2.0, settings.redis_socket_timeout_s),
-            decode_responses=True, password=_password(settings)))
+            settings.redis_url, password=_password(settings),
+            **{k: v for k, v in opts.items() if k != "max_connections"}))
     if settings.redis_sentinels:
         sentinel = aiosentinel.Sentinel(sentinel_nodes(settings), sentinel_kwargs=_sentinel_kwargs(settings))
         return sentinel.master_for(settings.redis_sentinel_master, redis_class=aioredis.Redis,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
+import redis.asyncio as aioredis
 
 from service.core.domain import Delivery, Item, Verdict
 from service.store import keys
@@ -241,10 +242,52 @@ class CreateResult:
         self.queue_depth = queue_depth
 
 
+def _create_payload(items: Sequence[NewItem], idem_key: str, idem_value: dict[str, Any] | None, idem_ttl_s: int,
+                    max_pending: int, counters: Sequence[dict[str, Any]]) -> str:
+    # One distinct timestamp per item (1 µs apart): the newest-first cursor is a score, so ties would be
+    # skipped. Built from integer microseconds: float addition could round two stamps to the same string.
+    us = time.time_ns() // 1000
+    stamps = [f"{(us + i) // 1_000_000}.{(us + i) % 1_000_000:06d}" for i in range(len(items))]
+    return json.dumps({
+        "idem_key": idem_key,
+        "idem_value": json.dumps(idem_value or {}),
+        "idem_ttl": idem_ttl_s,
+        "max_pending": max_pending,
+        "counters": list(counters),
+        "items": [
+            {
+                "id": it.id,
+                "tenant": it.tenant,
+                "kind": it.kind,
+                "ts": ts,
+                "ext_key": ext_index_key(it.tenant, it.external_id) if it.external_id else "",
+                "fields": _encode({
+                    **it.fields, "id": it.id, "tenant": it.tenant, "kind": it.kind,
+                    "content_hash": it.content_hash, "external_id": it.external_id,
+                    "status": "queued", "created_at": ts, "updated_at": ts,
+                }),
+                "audit": json.dumps({"kind": it.kind, "content_hash": it.content_hash}),
+            }
+            for it, ts in zip(items, stamps, strict=True)
+        ],
+    })
+
+
+def _create_result(reply: Any) -> CreateResult:
+    created, existing = reply
+    if int(created) == 1:
+        return CreateResult(True)
+    if int(created) == -1:
+        return CreateResult(False, queue_depth=int(existing))
+    return CreateResult(False, json.loads(existing))
+
+
 class ItemStore:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, aclient: aioredis.Redis | None = None) -> None:
         self.r = client
         self._create = client.register_script(keys.lua(_CREATE))
+        # The gateway creates on its asyncio client (acreate): no thread-pool hop per submission.
+        self._acreate = aclient.register_script(keys.lua(_CREATE)) if aclient is not None else None
         self._transition = client.register_script(keys.lua(QUEUE_RULE + _TRANSITION))
 
     # ---- creation -------------------------------------------------------------------------
@@ -258,39 +301,17 @@ class ItemStore:
         The check and the create are one script, so the cap is exact (a batch may still end past it).
         `counters` ({key, exp, counts}) are hash increments applied only when the items are created.
         """
-        # One distinct timestamp per item (1 µs apart): the newest-first cursor is a score, so ties would be
-        # skipped. Built from integer microseconds: float addition could round two stamps to the same string.
-        us = time.time_ns() // 1000
-        stamps = [f"{(us + i) // 1_000_000}.{(us + i) % 1_000_000:06d}" for i in range(len(items))]
-        payload = {
-            "idem_key": idem_key,
-            "idem_value": json.dumps(idem_value or {}),
-            "idem_ttl": idem_ttl_s,
-            "max_pending": max_pending,
-            "counters": list(counters),
-            "items": [
-                {
-                    "id": it.id,
-                    "tenant": it.tenant,
-                    "kind": it.kind,
-                    "ts": ts,
-                    "ext_key": ext_index_key(it.tenant, it.external_id) if it.external_id else "",
-                    "fields": _encode({
-                        **it.fields, "id": it.id, "tenant": it.tenant, "kind": it.kind,
-                        "content_hash": it.content_hash, "external_id": it.external_id,
-                        "status": "queued", "created_at": ts, "updated_at": ts,
-                    }),
-                    "audit": json.dumps({"kind": it.kind, "content_hash": it.content_hash}),
-                }
-                for it, ts in zip(items, stamps, strict=True)
-            ],
-        }
-        created, existing = self._create(keys=[keys.SLOT], args=[json.dumps(payload)])  # SLOT: cluster routing
-        if int(created) == 1:
-            return CreateResult(True)
-        if int(created) == -1:
-            return CreateResult(False, queue_depth=int(existing))
-        return CreateResult(False, json.loads(existing))
+        payload = _create_payload(items, idem_key, idem_value, idem_ttl_s, max_pending, counters)
+        return _create_result(self._create(keys=[keys.SLOT], args=[payload]))  # SLOT: cluster routing
+
+    async def acreate(self, items: Sequence[NewItem], idem_key: str = "", idem_value: dict[str, Any] | None = None,
+                      idem_ttl_s: int = 86400, max_pending: int = 0,
+                      counters: Sequence[dict[str, Any]] = ()) -> CreateResult:
+        """create() on the asyncio client given at construction."""
+        if self._acreate is None:
+            raise RuntimeError("ItemStore was built without an asyncio client")
+        payload = _create_payload(items, idem_key, idem_value, idem_ttl_s, max_pending, counters)
+        return _create_result(await self._acreate(keys=[keys.SLOT], args=[payload]))
 
     def pop_ready_text(self, count: int) -> list[str]:
         """Ids of text items waiting for a worker, for opportunistic batching (see workers.pipelines.text)."""

@@ -12,8 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from service.store import keys
 from service.store.client import as_str, as_strs
@@ -142,10 +144,12 @@ class Decision:
 
 
 class RateLimitStore:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, aclient: aioredis.Redis | None = None) -> None:
         self.r = client
         self._take = client.register_script(keys.lua(_TAKE))
         self._auth_take = client.register_script(keys.lua(_AUTH_TAKE))
+        # The gateway runs the same script on its asyncio client: no thread-pool hop on every request.
+        self._aauth_take = aclient.register_script(keys.lua(_AUTH_TAKE)) if aclient is not None else None
 
     def take(self, buckets: Sequence[Bucket], cost: int = 1) -> Decision:
         """Atomically take `cost` tokens from every bucket, or from none of them."""
@@ -166,19 +170,36 @@ class RateLimitStore:
         """One round trip: the API key record at `key_record` and, when it exists, the token take from its key
         and tenant buckets of `family` (`rates`: (rate, burst) of the key bucket, then the tenant bucket).
         None for an unknown or revoked key (no bucket is touched)."""
-        args: list[str | int | float] = [cost, family]
-        for rate, burst in rates:
-            args += [rate, burst]
-        reply = self._auth_take(keys=[key_record], args=args)
-        if not reply:
-            return None
-        flat, taken = as_strs(reply[0]), reply[1]
-        record = dict(zip(flat[0::2], flat[1::2], strict=True))
-        idents = (("key", record["key_id"]), ("tenant", record["tenant"]))
-        live = [Bucket(family, scope, ident, float(rate), int(burst))
-                for (scope, ident), (rate, burst) in zip(idents, rates, strict=True) if rate > 0 and burst > 0]
-        return record, Decision(int(taken[0]) == 1, tuple(BucketState(b, float(as_str(tk)), cost)
-                                                          for b, tk in zip(live, taken[1:], strict=True)))
+        reply = self._auth_take(keys=[key_record], args=_auth_take_args(family, rates, cost))
+        return _auth_take_result(reply, family, rates, cost)
+
+    async def aauthenticate_and_take(self, key_record: str, family: str, rates: Sequence[tuple[float, int]],
+                                     cost: int = 1) -> tuple[dict[str, str], Decision] | None:
+        """authenticate_and_take on the asyncio client given at construction."""
+        if self._aauth_take is None:
+            raise RuntimeError("RateLimitStore was built without an asyncio client")
+        reply = await self._aauth_take(keys=[key_record], args=_auth_take_args(family, rates, cost))
+        return _auth_take_result(reply, family, rates, cost)
+
+
+def _auth_take_args(family: str, rates: Sequence[tuple[float, int]], cost: int) -> list[str | int | float]:
+    args: list[str | int | float] = [cost, family]
+    for rate, burst in rates:
+        args += [rate, burst]
+    return args
+
+
+def _auth_take_result(reply: Any, family: str, rates: Sequence[tuple[float, int]],
+                      cost: int) -> tuple[dict[str, str], Decision] | None:
+    if not reply:
+        return None
+    flat, taken = as_strs(reply[0]), reply[1]
+    record = dict(zip(flat[0::2], flat[1::2], strict=True))
+    idents = (("key", record["key_id"]), ("tenant", record["tenant"]))
+    live = [Bucket(family, scope, ident, float(rate), int(burst))
+            for (scope, ident), (rate, burst) in zip(idents, rates, strict=True) if rate > 0 and burst > 0]
+    return record, Decision(int(taken[0]) == 1, tuple(BucketState(b, float(as_str(tk)), cost)
+                                                      for b, tk in zip(live, taken[1:], strict=True)))
 
 
 def pending_depth(client: redis.Redis) -> int:

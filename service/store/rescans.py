@@ -12,19 +12,23 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import redis
 
+from service.core.domain import Item, Verdict
 from service.store import keys
 from service.store.blocked import blocked_key
-from service.store.client import as_str, as_strs
-from service.store.items import QUEUE_RULE, _encode, now_s
+from service.store.client import as_map, as_str, as_strs
+from service.store.items import QUEUE_RULE, _encode, decode_item, now_s
 
 BUCKETS = ("changed", "unchanged", "failed", "skipped")
 
-_APPLY = """
-local r = cjson.decode(ARGV[1])
+# One item's outcome; `_APPLY_MANY` runs it for every item of a batch in one script call (one round trip per
+# batch, still one atomic seen-set check per item).
+_APPLY_ONE = """
+local function apply_one(r)
 local job = '@rescan@' .. r.job
 if redis.call('SISMEMBER', job .. ':seen', r.id) == 1 then return 0 end
 local key = '@item@' .. r.id
@@ -78,13 +82,19 @@ redis.call('HINCRBY', job, r.bucket, 1)
 if r.disagree == 1 then redis.call('HINCRBY', job, 'human_disagreements', 1) end
 redis.call('HSET', job, 'last_at', r.at)
 return applied
+end
+"""
+_APPLY_MANY = """
+local out = {}
+for i, r in ipairs(cjson.decode(ARGV[1])) do out[i] = apply_one(r) end
+return out
 """
 
 
 class RescanStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
-        self._apply = client.register_script(keys.lua(QUEUE_RULE + _APPLY))
+        self._apply = client.register_script(keys.lua(QUEUE_RULE + _APPLY_ONE + _APPLY_MANY))
 
     def create(self, filters: dict[str, Any], created_by: str) -> str:
         job_id = "rs_" + uuid.uuid4().hex[:16]
@@ -125,6 +135,49 @@ class RescanStore:
     def is_counted(self, job_id: str, item_id: str) -> bool:
         return bool(self.r.sismember(keys.rescan_seen(job_id), item_id))
 
+    def load_chunk(self, job_id: str, ids: Sequence[str]) -> tuple[str | None, list[Item]]:
+        """(job status, the items of `ids` that exist and are not counted yet), in one round trip: what a chunk
+        needs before each batch. The seen check here only saves work; `apply_many` checks again atomically."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hget(keys.rescan(job_id), "status")
+        for i in ids:
+            pipe.hgetall(keys.item(i))
+        if ids:
+            pipe.smismember(keys.rescan_seen(job_id), list(ids))
+        out = pipe.execute()
+        status = None if out[0] is None else as_str(out[0])
+        seen = out[-1] if ids else []
+        items = [decode_item(as_map(raw)) for raw, counted in zip(out[1:1 + len(ids)], seen, strict=True)
+                 if raw and not int(counted)]
+        return status, items
+
+    def claim_verdicts(self, pairs: Sequence[tuple[str, Verdict]], ttl_s: int) -> list[Verdict]:
+        """`ItemStore.claim_verdict` for many keys in one round trip: store each computed verdict unless one
+        exists, and return whichever is stored (first writer wins, so equal texts share one verdict)."""
+        if not pairs:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for key, verdict in pairs:
+            pipe.set(key, json.dumps(verdict, ensure_ascii=False, separators=(",", ":")), nx=True, ex=ttl_s)
+            pipe.get(key)
+        out = pipe.execute()
+        return [cast(Verdict, json.loads(stored)) if stored else verdict
+                for (_, verdict), stored in zip(pairs, out[1::2], strict=True)]
+
+    @staticmethod
+    def request(job_id: str, item_id: str, bucket: str, *, fields: dict[str, Any] | None = None,
+                old: dict[str, Any] | None = None, audit_event: str = "", audit: dict[str, Any] | None = None,
+                blocked: tuple[str, str, str] | None = None, review_score: float | None = None,
+                disagree: bool = False, expect_version: str | None = None) -> dict[str, Any]:
+        """One item's outcome for `apply_many` (the arguments of `apply`)."""
+        return {"job": job_id, "id": item_id, "bucket": bucket, "fields": _encode(fields or {}),
+                "old": json.dumps(old or {}), "audit_event": audit_event, "audit": json.dumps(audit or {}),
+                "at": now_s(), "blocked_op": blocked[0] if blocked else "",
+                "blocked_key": blocked_key(blocked[1]) if blocked else "", "ext": blocked[2] if blocked else "",
+                "review_score": "" if review_score is None else review_score,
+                "disagree": 1 if disagree else 0, "expect_version": expect_version or "",
+                "check_version": 0 if expect_version is None else 1}
+
     def apply(self, job_id: str, item_id: str, bucket: str, *, fields: dict[str, Any] | None = None,
               old: dict[str, Any] | None = None, audit_event: str = "", audit: dict[str, Any] | None = None,
               blocked: tuple[str, str, str] | None = None, review_score: float | None = None,
@@ -136,14 +189,17 @@ class RescanStore:
         The same script applies the review-queue rule (`fields` carry `review_needed`; `review_score` is the
         queue priority should the item enter), so no rescan leaves a stale or missing queue entry.
         """
-        req = {"job": job_id, "id": item_id, "bucket": bucket, "fields": _encode(fields or {}),
-               "old": json.dumps(old or {}), "audit_event": audit_event, "audit": json.dumps(audit or {}),
-               "at": now_s(), "blocked_op": blocked[0] if blocked else "",
-               "blocked_key": blocked_key(blocked[1]) if blocked else "", "ext": blocked[2] if blocked else "",
-               "review_score": "" if review_score is None else review_score,
-               "disagree": 1 if disagree else 0, "expect_version": expect_version or "",
-               "check_version": 0 if expect_version is None else 1}
-        return int(self._apply(keys=[keys.SLOT], args=[json.dumps(req)])) == 1  # SLOT: cluster routing
+        req = self.request(job_id, item_id, bucket, fields=fields, old=old, audit_event=audit_event, audit=audit,
+                           blocked=blocked, review_score=review_score, disagree=disagree,
+                           expect_version=expect_version)
+        return self.apply_many([req]) == [True]
+
+    def apply_many(self, requests: Sequence[dict[str, Any]]) -> list[bool]:
+        """`apply` for a batch of `request`s in one script call; one result per request, in order."""
+        if not requests:
+            return []
+        out = self._apply(keys=[keys.SLOT], args=[json.dumps(list(requests))])  # SLOT: cluster routing
+        return [int(v) == 1 for v in out]
 
     def maybe_finish(self, job_id: str) -> bool:
         key = keys.rescan(job_id)

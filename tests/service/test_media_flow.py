@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.conftest import Stack, admin_headers, new_key, stack_values
-from tests.models.vision.media import photo, write_video
+from tests.models.vision.media import photo, write_photo_clip, write_video
 from tests.models.vision.test_bad_inputs import CASES
 from tests.support.workers import WorkerProcess, poll, settings_env
 from training.vision.fetch import DATA_DIR, MODEL_DIR, fetch_data, fetch_models
@@ -76,6 +76,18 @@ def test_video_with_frames_and_segments(api: TestClient, media_worker: WorkerPro
     assert len(frames) >= 5 and frames == sorted(frames, key=lambda f: f["ts_ms"])
     assert item["media"]["duration_ms"] == pytest.approx(5000, abs=200)
     assert isinstance(item["media"]["segments"], list)
+
+
+def test_static_video_reuses_scores_in_the_worker(api: TestClient, media_worker: WorkerProcess, data_dir: Path,
+                                                  tmp_path: Path) -> None:
+    headers, _ = new_key(api)
+    video = write_photo_clip(tmp_path / "static.mp4", data_dir, [(3.0, "astronaut.png", False)])
+    item = wait_final(api, headers, upload(api, headers, "video", "static.mp4", video.read_bytes()).json()["id"])
+    assert item["status"] == "done", item
+    frames = item["media"]["frames"]
+    assert [f.get("reused_ms") for f in frames] == [None, 0, 0]  # the worker's default settings reuse
+    assert frames[1]["model_scores"] == frames[0]["model_scores"]
+    assert any(n.startswith("scores reused for 2 of 3 frames") for n in item["media"]["notes"])
 
 
 def test_upload_validation(api: TestClient, media_worker: WorkerProcess, data_dir: Path, tmp_path: Path) -> None:

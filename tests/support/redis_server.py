@@ -18,6 +18,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def redis_server_exe() -> str:
+    """The redis-server binary (plain and sentinel mode), or a clear error naming the package to install."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("redis-server not found; install it (apt-get install -y redis-server)")
+    return exe
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 10 s; shared by RedisServer and the sentinels."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class RedisServer:
     """One redis-server process; restart() keeps the port and the AOF so data survives like production."""
@@ -31,9 +51,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def start(self, deadline_s: float = 20.0) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            raise RuntimeError("redis-server not found; install it (apt-get install -y redis-server)")
+        exe = redis_server_exe()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
@@ -56,14 +74,8 @@ class RedisServer:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        stop_process(self.proc)
+        self.proc = None
 
     def restart(self) -> None:
         self.stop()

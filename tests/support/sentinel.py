@@ -3,7 +3,6 @@ and fails the primary over on request, so tests exercise the service against the
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_server import RedisServer, free_port, redis_server_exe, stop_process
 
 MASTER = "mymaster"
 
@@ -38,9 +37,7 @@ class SentinelProcess:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            raise RuntimeError("redis-server not found; install it (apt-get install -y redis-server)")
+        exe = redis_server_exe()
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "sentinel.conf"  # sentinels rewrite their config: each needs its own file
         # Short detection and failover timeouts keep the test quick; quorum 2 of 3, as in production.
@@ -58,14 +55,8 @@ class SentinelProcess:
         return redis.Redis(port=self.port, socket_timeout=2, decode_responses=True)
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        stop_process(self.proc)
+        self.proc = None
 
 
 @dataclass

@@ -40,7 +40,7 @@ def write_video(path: Path, scenes: Sequence[tuple[float, int]], *, fps: float =
                 size: tuple[int, int] = (160, 120), fourcc: str = "mp4v",
                 frame_fn: object = None) -> Path:
     """Scenes are (duration_s, colour index); every frame gets fresh noise, so only cuts change histograms."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, size)
     assert writer.isOpened(), f"cannot write {fourcc} to {path}"
     n = 0
     for duration, colour in scenes:
@@ -79,3 +79,22 @@ def animated(frames: Sequence[np.ndarray], durations: Sequence[int], fmt: str = 
     buf = io.BytesIO()
     imgs[0].save(buf, format=fmt, save_all=True, append_images=imgs[1:], duration=list(durations), loop=0)
     return buf.getvalue()
+
+
+def write_photo_clip(path: Path, data_dir: Path, shots: Sequence[tuple[float, str, bool]], *, fps: float = 10.0,
+                     size: tuple[int, int] = (320, 180)) -> Path:
+    """Static shots of real photos, (duration_s, photo, patch): `patch` pastes a 40×40 block into a corner (a
+    changed frame that is not a scene cut). Every frame gets fresh seeded sensor noise (σ = 2)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+    assert writer.isOpened(), f"cannot write mp4v to {path}"
+    rng = np.random.default_rng(7)
+    for duration, name, patch in shots:
+        base = cv2.resize(cv2.cvtColor(photo(data_dir, name), cv2.COLOR_RGB2BGR), size, interpolation=cv2.INTER_AREA)
+        if patch:
+            base = base.copy()
+            base[10:50, 10:50] = (30, 200, 30)
+        for _ in range(round(duration * fps)):
+            noise = rng.normal(0, 2, base.shape)
+            writer.write(np.clip(base + noise, 0, 255).astype(np.uint8))
+    writer.release()
+    return path
