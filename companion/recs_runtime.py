@@ -79,7 +79,8 @@ class RecsRuntime:
                     break
         try:
             seed = engine.bundle.data if engine else load_ratings(data_dir(settings) / "ml-100k")
-            store.seed_ratings(seed.triples(), source="ml-100k")
+            store.seed_ratings(seed.triples(), source="ml-100k",
+                               times=None if seed.times is None else seed.times.tolist())
             rt = cls(settings, client, engine or RecEngine(cls._fit_from_store(settings, store, None)))
             if engine is None:
                 rt._publish(rt.engine)
@@ -120,7 +121,7 @@ class RecsRuntime:
             cat = self.catalog(engine, st.items_version)
         except redis.RedisError as exc:
             raise RecsStoreUnavailable("cannot read recommendation state", {"error": type(exc).__name__}) from exc
-        return engine, cat, UserHistory(user_id, st.ratings, st.events, st.hidden)
+        return engine, cat, UserHistory(user_id, st.ratings, st.events, st.hidden, st.rating_times)
 
     def current(self) -> tuple[RecEngine, Catalog]:
         try:
@@ -186,7 +187,9 @@ class RecsRuntime:
             coverage = enrich(catalogue, d / "film-metadata" / "movies.db", d / "plots" / "movies.csv")
         catalogue.update({i: item_from(i, f) for i, f in store.items().items()})
         events = store.all_event_weights()
-        data = Ratings.from_triples(store.all_ratings(), users=[u for u, _, _ in events], items=list(catalogue))
+        timed = store.all_ratings_timed()
+        data = Ratings.from_triples([(u, i, r) for u, i, r, _ in timed], users=[u for u, _, _ in events],
+                                    items=list(catalogue), times=[t for *_, t in timed])
         ev = None
         if events:
             rows = [data.user_index[u] for u, i, _ in events if i in data.item_index]

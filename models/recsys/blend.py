@@ -1,6 +1,7 @@
 """Owns the hybrid ranking: per-history-bucket weighted sums of component z-scores, weights tuned on validation.
 
-Components: popularity (most liked), implicit ALS, SVD, user kNN, content. A bucket's weights are found by
+Components: popularity (most liked), implicit ALS, SVD, user kNN, content, trending (most liked around the user's
+rating times, models.recsys.trending) and co-rated (models.recsys.corated). A bucket's weights are found by
 coordinate ascent on NDCG@10 over a validation split of the *training* data (models.recsys.protocol), starting
 from popularity alone, so a bucket where nothing beats popularity on validation keeps serving popularity: that is
 the "popularity -> hybrid" switch, chosen per history length rather than fixed a priori.
@@ -14,13 +15,14 @@ import numpy as np
 
 from models.recsys.protocol import BUCKETS, Split
 
-COMPONENTS: tuple[str, ...] = ("popularity", "implicit", "svd", "knn", "content")
+COMPONENTS: tuple[str, ...] = ("popularity", "implicit", "svd", "knn", "content", "trending", "corated")
 Weights = dict[str, dict[str, float]]
 GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
-# Used when no validation tuning ran (tests with tune=False): measured-sensible, implicit-led.
+# Used when no validation tuning ran (tests with tune=False): measured-sensible, implicit-led; at 1 and 3 ratings
+# trending + co-rated lead (training/recsys/probe_time.py, fold 0: 0.221 vs 0.176 most-liked at 1 rating).
 DEFAULT_WEIGHTS: Weights = {
-    "1": {"popularity": 1.0, "implicit": 1.0},
-    "3": {"popularity": 0.5, "implicit": 1.0, "knn": 0.25},
+    "1": {"popularity": 0.5, "trending": 1.0, "corated": 1.0, "implicit": 0.25},
+    "3": {"popularity": 0.5, "implicit": 1.0, "knn": 0.25, "trending": 0.5, "corated": 0.5},
     "10": {"popularity": 0.25, "implicit": 1.0, "knn": 0.5},
     "20+": {"popularity": 0.25, "implicit": 1.0, "knn": 0.5, "svd": 0.25},
 }

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from models.recsys.blend import DEFAULT_WEIGHTS, Weights, tune
 from models.recsys.content import ContentTfidf
+from models.recsys.corated import CoRated
 from models.recsys.data import Item, Ratings
 from models.recsys.implicit_als import ImplicitALS, interactions
 from models.recsys.knn import UserKNN
@@ -30,8 +31,9 @@ from models.recsys.metadata import Coverage
 from models.recsys.popular import Popularity
 from models.recsys.protocol import make_split
 from models.recsys.svd import SVD
+from models.recsys.trending import Trending
 
-FORMAT = 1
+FORMAT = 2  # 2: + trending and co-rated components (a format-1 artifact is refitted, not loaded)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class FitParams:
     als_reg: float = 0.05
     als_iterations: int = 15
     content_k: int = 30
+    trending_window_days: float = 90.0
     min_support: int = 10
     seed: int = 0
 
@@ -69,6 +72,8 @@ class Bundle:
     validation: dict[str, Any] = field(default_factory=dict)
     coverage: Coverage | None = None
     fit_s: float = 0.0
+    trending: Trending = field(default_factory=Trending)
+    corated: CoRated = field(default_factory=CoRated)
 
     @property
     def thin(self) -> np.ndarray:
@@ -86,6 +91,8 @@ def fit_models(data: Ratings, catalogue: dict[str, Item], p: FitParams,
         "implicit": ImplicitALS(factors=p.als_factors, regularization=p.als_reg, iterations=p.als_iterations,
                                 seed=p.seed).fit(data, interactions(data, events)),
         "popularity": Popularity().fit(data),
+        "trending": Trending(window_days=p.trending_window_days).fit(data),
+        "corated": CoRated().fit(data),
     }
 
 
@@ -94,7 +101,8 @@ def scorers(models: dict[str, Any]) -> dict[str, Any]:
     pop = models["popularity"]
     return {"popularity": lambda u: pop.scores, "implicit": models["implicit"].scores_for_user,
             "svd": models["svd"].scores_for_user, "knn": models["knn"].scores_for_user,
-            "content": models["content"].scores_for_user}
+            "content": models["content"].scores_for_user, "trending": models["trending"].scores_for_user,
+            "corated": models["corated"].scores_for_user}
 
 
 def tune_weights(data: Ratings, catalogue: dict[str, Item], p: FitParams, val_fraction: float = 0.2,
@@ -121,7 +129,8 @@ def fit_bundle(data: Ratings, catalogue: dict[str, Item], params: FitParams | No
     m = fit_models(data, catalogue, p, events)
     return Bundle(version=make_version(data), data=data, catalogue=catalogue, svd=m["svd"], knn=m["knn"],
                   content=m["content"], implicit=m["implicit"], popular=m["popularity"], weights=weights,
-                  params=p, validation=report, coverage=coverage, fit_s=time.perf_counter() - t0)
+                  params=p, validation=report, coverage=coverage, fit_s=time.perf_counter() - t0,
+                  trending=m["trending"], corated=m["corated"])
 
 
 def make_version(data: Ratings) -> str:

@@ -8,6 +8,7 @@ moderation block list arrives as a callable.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ class UserHistory:
     ratings: dict[str, float] = field(default_factory=dict)
     events: dict[str, float] = field(default_factory=dict)  # item -> summed event weight (implicit confidence)
     hidden: set[str] = field(default_factory=set)  # "not interested"
+    rating_times: dict[str, float] = field(default_factory=dict)  # item -> unix time the rating was stored
 
 
 @dataclass
@@ -203,6 +205,7 @@ class RecEngine:
             s = raw[strategy]
             return s.copy(), {strategy: (1.0, s)}
         weights = {c: b.weights[bucket][c] for c in raw}
+        h.raw = raw  # the reasons quote raw scores (trending / co-rated counts), not z-scores
         z = {c: zscore(s) for c, s in raw.items()}
         return blend(z, weights), {c: (weights[c], z[c]) for c in raw}
 
@@ -214,6 +217,12 @@ class RecEngine:
             return b.content.scores_for_history(h.r_cat, h.r_val, cat.X) if len(h.r_cat) else None
         if c == "popularity":
             out = b.popular.scores
+        elif c == "trending":
+            out = b.trending.scores_at(h.ref_times)
+        elif c == "corated":
+            if not len(h.i_items):
+                return None
+            out = b.corated.scores_for_history(h.i_items)
         elif c == "implicit":
             if not np.any(h.i_w > 0):
                 return None
@@ -237,6 +246,11 @@ class RecEngine:
         b = self.bundle
         if src == "popularity":
             why = b.popular.reason(i)
+        elif src == "trending":
+            why = b.trending.reason(float(h.raw["trending"][i]), h.ref_times)
+        elif src == "corated":
+            j, n = b.corated.evidence(h.i_items, i)
+            why = f"{n} {'person' if n == 1 else 'people'} who watched {cat.title(j)} also rated it"
         elif src == "svd" and i >= cat.n_fitted:
             n = int(cat.support[i - cat.n_fitted])  # a hybrid score is not a rating: name the estimate only for svd
             est = f"predicted {float(np.clip(s, *b.data.scale)):.1f}★ " if strategy == "svd" else ""
@@ -324,6 +338,10 @@ class _Arrays:
         self.i_items = np.array(list(conf), dtype=np.int64)
         self.i_w = np.array(list(conf.values()), dtype=np.float64)
         self.u = cat.user_index.get(hist.user_id)
+        # Trending reference times: the user's stored rating times; none stored (or only events) means "now".
+        times = [t for i, t in hist.rating_times.items() if i in hist.ratings and np.isfinite(t)]
+        self.ref_times = np.array(times or [time.time()], dtype=np.float64)
+        self.raw: dict[str, np.ndarray] = {}
         self._explain: Callable[[int, int], list[tuple[int, float]]] | None = None
 
     def explainer(self, model: ImplicitALS) -> Callable[[int, int], list[tuple[int, float]]]:

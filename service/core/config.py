@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     # sit far above what one well-behaved client (or the test-suite, which mints keys with one admin key) sends:
     # they stop runaway clients; the queue-depth limit below is what protects the workers. Tune per deployment.
     ratelimit_enabled: bool = True
+    # POST /v1/moderations without FastAPI's per-request machinery for valid, authenticated requests
+    # (service/gateway/fastpath.py); it needs the rate limiter's key lookup, so it is off when that is off.
+    gateway_fast_path: bool = True
     ratelimit_submit_key_per_s: float = Field(default=200.0, ge=0)
     ratelimit_submit_key_burst: int = Field(default=1000, ge=0)
     ratelimit_submit_tenant_per_s: float = Field(default=1000.0, ge=0)

@@ -26,6 +26,7 @@ from service.core.queue import TaskQueue
 from service.core.security import Role
 from service.gateway import console
 from service.gateway.deps import Services
+from service.gateway.fastpath import SubmitFastPath
 from service.gateway.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware
 from service.gateway.publisher import TextPublisher
 from service.gateway.ratelimit import BackPressureCollector, QueueFull, RateLimitMiddleware, queue_full_handler
@@ -127,6 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return settings.media.max_video_bytes + 64 * 1024
         return settings.max_body_bytes
 
+    # Innermost: it reads bodies under the body limit and finds the principal the rate limiter looked up.
+    app.add_middleware(SubmitFastPath, enabled=settings.gateway_fast_path)
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(stats.StatsHook)  # counts submissions, decisions, appeals once answered
     # Outside the body limit (a refused request never reads its body), inside metrics (429s are counted).

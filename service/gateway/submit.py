@@ -15,9 +15,12 @@ from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from service.core.domain import Item
-from service.core.errors import ApiError, Conflict, ServiceUnavailable
+from service.core.errors import ApiError, Conflict, InvalidInput, ServiceUnavailable
+from service.core.security import Principal
+from service.core.urls import CallbackUrlError, check_callback
 from service.gateway.deps import Services
 from service.gateway.ratelimit import QueueFull
+from service.gateway.schemas import ModerationRequest
 from service.store import keys
 from service.store.items import FINAL, LIVE, CreateResult, NewItem, idem_key
 from service.store.stats import submission_counters
@@ -173,3 +176,23 @@ def check_text_limit(text: str, limit: int) -> None:
     if len(text) > limit:
         raise ApiError(f"text has {len(text)} characters; the limit is {limit}", code="text_too_long",
                        status=413, details={"length": len(text), "limit": limit})
+
+
+def new_text_item(services: Services, principal: Principal, req: ModerationRequest) -> NewItem:
+    """The item for one text (shared by the route and service.gateway.fastpath); checks the length and, when
+    one is given, the callback URL (a DNS lookup: call it off the event loop then)."""
+    settings = services.settings
+    check_text_limit(req.text, settings.max_text_chars)
+    if req.callback_url:
+        try:
+            check_callback(req.callback_url, settings)
+        except CallbackUrlError as exc:
+            raise InvalidInput(f"callback_url refused: {exc}", code="invalid_callback_url") from exc
+    return NewItem(
+        tenant=principal.tenant,
+        kind="text",
+        content_hash=hashlib.sha256(req.text.encode("utf-8")).hexdigest(),
+        external_id=req.external_id,
+        fields={"text": req.text, "metadata": req.metadata, "callback_url": req.callback_url,
+                "priority": req.priority},
+    )

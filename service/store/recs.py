@@ -19,6 +19,12 @@ from service.store import keys
 EVENTS_KEPT = 1000  # raw events kept per user (aggregated weights are kept whole)
 
 
+def rating_times_key(user_id: str) -> str:
+    """Hash item id -> unix time of the user's rating (the "popular when you were active" reference times).
+    Derived from the ratings key so it lives, and is named, next to it."""
+    return keys.recs_ratings(user_id) + ":at"
+
+
 def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -30,6 +36,7 @@ class UserState:
     hidden: set[str] = field(default_factory=set)
     model_version: str | None = None
     items_version: int = 0
+    rating_times: dict[str, float] = field(default_factory=dict)
 
 
 class RecsStore:
@@ -46,9 +53,11 @@ class RecsStore:
         p.smembers(keys.recs_hidden(user_id))
         p.get(keys.RECS_MODEL)
         p.get(keys.RECS_ITEMS_VERSION)
-        ratings, events, hidden, model, items_v = p.execute()
+        p.hgetall(rating_times_key(user_id))
+        ratings, events, hidden, model, items_v, times = p.execute()
         return UserState({_s(k): float(v) for k, v in ratings.items()}, {_s(k): float(v) for k, v in events.items()},
-                         {_s(x) for x in hidden}, _s(model) if model else None, int(items_v or 0))
+                         {_s(x) for x in hidden}, _s(model) if model else None, int(items_v or 0),
+                         {_s(k): float(v) for k, v in times.items()})
 
     def versions(self) -> tuple[str | None, int]:
         """(published model version, items version) in one round trip."""
@@ -56,10 +65,12 @@ class RecsStore:
         return (_s(model) if model else None), int(items_v or 0)
 
     # ---- ratings -------------------------------------------------------------------------------------
-    def set_ratings(self, user_id: str, ratings: dict[str, float]) -> int:
-        """Add/replace ratings; returns how many the user now has."""
+    def set_ratings(self, user_id: str, ratings: dict[str, float], at: float | None = None) -> int:
+        """Add/replace ratings, stamped `at` (default now); returns how many the user now has."""
+        stamp = repr(float(time.time() if at is None else at))
         p = self.r.pipeline(transaction=True)
         p.hset(keys.recs_ratings(user_id), mapping={k: repr(float(v)) for k, v in ratings.items()})
+        p.hset(rating_times_key(user_id), mapping=dict.fromkeys(ratings, stamp))
         p.sadd(keys.RECS_USERS, user_id)
         p.hlen(keys.recs_ratings(user_id))
         return int(p.execute()[-1])
@@ -68,39 +79,55 @@ class RecsStore:
         p = self.r.pipeline(transaction=True)
         p.hdel(keys.recs_ratings(user_id), item_id)
         p.hlen(keys.recs_ratings(user_id))
-        removed, left = p.execute()
+        p.hdel(rating_times_key(user_id), item_id)
+        removed, left, _ = p.execute()
         if not left:
             self.r.srem(keys.RECS_USERS, user_id)
         return bool(removed)
 
     def all_ratings(self, batch: int = 500) -> list[tuple[str, str, float]]:
         """Every stored rating (for a refit), read in pipelined batches of users."""
+        return [(u, i, r) for u, i, r, _ in self.all_ratings_timed(batch)]
+
+    def all_ratings_timed(self, batch: int = 500) -> list[tuple[str, str, float, float]]:
+        """Every stored rating with its time (NaN when none was stored), for a refit."""
         users = sorted(_s(u) for u in self.r.smembers(keys.RECS_USERS))
-        out: list[tuple[str, str, float]] = []
+        out: list[tuple[str, str, float, float]] = []
         for a in range(0, len(users), batch):
             chunk = users[a:a + batch]
             p = self.r.pipeline(transaction=False)
             for u in chunk:
                 p.hgetall(keys.recs_ratings(u))
-            for u, h in zip(chunk, p.execute(), strict=True):
-                out.extend((u, _s(i), float(v)) for i, v in h.items())
+                p.hgetall(rating_times_key(u))
+            res = p.execute()
+            for k, u in enumerate(chunk):
+                times = {_s(i): float(t) for i, t in res[2 * k + 1].items()}
+                out.extend((u, _s(i), float(v), times.get(_s(i), float("nan"))) for i, v in res[2 * k].items())
         return out
 
-    def seed_ratings(self, triples: Iterable[tuple[str, str, float]], source: str, wait_s: float = 60.0) -> bool:
-        """Import the initial ratings once per Redis (first process wins; others wait for it). True if we did."""
+    def seed_ratings(self, triples: Iterable[tuple[str, str, float]], source: str, wait_s: float = 60.0,
+                     times: Iterable[float] | None = None) -> bool:
+        """Import the initial ratings (and their times, parallel to triples) once per Redis (first process wins;
+        others wait for it). True if we did."""
         if not self.r.set(keys.RECS_SEEDED, "loading", nx=True, ex=600):
             end = time.monotonic() + wait_s
             while _s(self.r.get(keys.RECS_SEEDED) or b"loading") == "loading" and time.monotonic() < end:
                 time.sleep(0.1)
             return False
         by_user: dict[str, dict[str, str]] = {}
+        at_user: dict[str, dict[str, str]] = {}
+        stamps = iter(times) if times is not None else None
         for u, i, r in triples:
             by_user.setdefault(u, {})[i] = repr(float(r))
+            if stamps is not None:
+                at_user.setdefault(u, {})[i] = repr(float(next(stamps)))
         users = list(by_user)
         for a in range(0, len(users), 500):
             p = self.r.pipeline(transaction=False)
             for u in users[a:a + 500]:
                 p.hset(keys.recs_ratings(u), mapping=cast(Any, by_user[u]))
+                if u in at_user:
+                    p.hset(rating_times_key(u), mapping=cast(Any, at_user[u]))
             p.sadd(keys.RECS_USERS, *users[a:a + 500])
             p.execute()
         self.r.set(keys.RECS_SEEDED, f"done:{source}")

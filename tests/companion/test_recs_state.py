@@ -169,3 +169,27 @@ def test_reasons_name_the_rated_items_that_drive_the_score(client: TestClient) -
         assert all(needle in it["reason"] for it in items), (strategy, items)
     svd = client.get(f"{URL}/users/{user}", params={"strategy": "svd", "k": 3}).json()["items"]
     assert all(any(t in it["reason"] for t in ("Star Wars", "Silence of the Lambs", "Toy Story")) for it in svd)
+
+
+def test_rating_times_are_stored_and_one_rating_gets_trending_or_co_rated_reasons(
+        client: TestClient, redis_server: RedisServer) -> None:
+    import redis
+
+    from service.store.recs import RecsStore
+
+    user = "one-rating"
+    client.post(f"{URL}/users/{user}/ratings", json={"ratings": [{"item_id": "50", "rating": 5},
+                                                                {"item_id": "1", "rating": 4}]})
+    store = RecsStore(redis.Redis.from_url(redis_server.url(2)))  # the `client` app's DB
+    assert set(store.user_state(user).rating_times) == {"50", "1"}
+    assert client.delete(f"{URL}/users/{user}/ratings/1").status_code == 200
+    assert set(store.user_state(user).rating_times) == {"50"}
+    body = client.get(f"{URL}/users/{user}", params={"strategy": "hybrid", "k": 10}).json()
+    assert body["fallback"] is False and body["history_bucket"] == "1"
+    sources = {it["source"] for it in body["items"]}
+    assert sources & {"trending", "corated"}, body["items"]
+    for it in body["items"]:  # rated now, after the newest fitted rating (1998): the reason says "lately"
+        if it["source"] == "trending":
+            assert it["reason"].startswith("popular lately:"), it
+        if it["source"] == "corated":
+            assert "who watched Star Wars also rated it" in it["reason"], it

@@ -17,6 +17,7 @@ def test_ml100k_from_recbole_wheel(ratings: Ratings) -> None:
     # Spot-check the first line of ml-100k.inter: user 196 rated item 242 with 3.
     assert ratings.user_ids[ratings.users[0]] == "196" and ratings.item_ids[ratings.items[0]] == "242"
     assert ratings.values[0] == 3.0
+    assert ratings.times is not None and ratings.times[0] == 881250949.0  # its timestamp column
 
 
 def _triples(r: Ratings) -> set[tuple[str, str, float]]:
@@ -39,6 +40,7 @@ def test_standard_movielens_layouts(tmp_path: Path) -> None:
     assert _triples(load_ratings(tmp_path / "a")) == {t for t in rows if t[2] % 1 == 0}
     assert _triples(load_ratings(tmp_path / "b")) == set(rows)
     assert _triples(load_ratings(tmp_path / "c")) == set(rows)
+    assert all((t := load_ratings(tmp_path / d).times) is not None and not t.any() for d in "abc")  # all stamped 0
     for d in "abc":
         item = load_items(tmp_path / d)["10"]
         assert (item.title, item.year) == ("Heat", 1995)

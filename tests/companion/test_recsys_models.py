@@ -7,10 +7,12 @@ import pytest
 
 from models.recsys.base import PredictionImpossible
 from models.recsys.content import ContentTfidf
+from models.recsys.corated import CoRated
 from models.recsys.data import Ratings
 from models.recsys.knn import UserKNN
 from models.recsys.popular import Popularity
 from models.recsys.svd import SVD
+from models.recsys.trending import Trending
 from training.recsys.metrics import ranking_at_k, rmse
 
 Fold = tuple[Ratings, Ratings]
@@ -159,3 +161,30 @@ def test_ranking_metrics() -> None:
     p, r, n = ranking_at_k([1, 2, 3, 4], {2, 9}, 4)
     assert (p, r) == (0.25, 0.5)
     assert n == pytest.approx((1 / np.log2(3)) / (1 + 1 / np.log2(3)))
+
+
+def test_trending_counts_likes_within_the_window_of_the_reference_times() -> None:
+    day = 86400.0
+    rows = [("a", "x", 5.0, 0.0), ("b", "x", 4.0, day), ("c", "y", 4.0, 30 * day), ("d", "z", 2.0, 0.0)]
+    data = Ratings.from_triples([r[:3] for r in rows], times=[r[3] for r in rows])
+    t = Trending(window_days=2, bin_hours=24).fit(data)
+    x, y, z = (data.item_index[i] for i in "xyz")
+    s = t.scores_at(np.array([0.0]))
+    assert (s[x], s[y], s[z]) == (2.0, 0.0, 0.0)  # a 2-star rating is not a like
+    s = t.scores_at(np.array([0.0, 30 * day]))  # averaged over the reference times
+    assert (s[x], s[y]) == (1.0, 0.5)
+    assert "within 2 days of your ratings" in t.reason(2.0, np.array([0.0]))
+    assert t.reason(1.0, np.array([99 * day])).startswith("popular lately: 1 person")  # after the newest rating
+    assert np.isnan(Trending().fit(Ratings.from_triples([r[:3] for r in rows])).scores_at(np.array([0.0]))).all()
+
+
+def test_corated_counts_users_who_rated_both() -> None:
+    triples = [("a", "x", 5.0), ("a", "y", 1.0), ("b", "x", 3.0), ("b", "y", 4.0), ("b", "z", 4.0),
+               ("c", "z", 5.0), ("c", "w", 2.0)]
+    data = Ratings.from_triples(triples)
+    co = CoRated().fit(data)
+    x, y, z, w = (data.item_index[i] for i in "xyzw")
+    s = co.scores_for_history(np.array([x]))
+    assert (s[y], s[z], s[w]) == (2.0, 1.0, 0.0)
+    assert co.scores_for_history(np.array([x, z]))[y] == 3.0  # summed over the history
+    assert co.evidence(np.array([x, w]), y) == (x, 2)

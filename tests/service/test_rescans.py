@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from models.text.labels import CATEGORIES
 from service.core.config import Settings
 from service.gateway.app import create_app
+from service.store import keys
 from service.store.rescans import RescanStore
 from tests.conftest import Stack, admin_headers, new_key, stack_values
 from tests.support.receiver import webhook_receiver
@@ -97,6 +98,26 @@ def test_rescan_respects_humans_and_fires_webhooks_only_on_change(api: TestClien
     assert human["decision"] == "allow" and human["source"] == "human"
     assert human["rescan_disagreement"]["model_decision"] == "block"
     assert len(rx.requests) == 2
+
+
+def test_rescan_reuses_scores_of_the_same_model_only(api: TestClient, stack: Stack,
+                                                      rescan_worker: WorkerProcess) -> None:
+    """A policy-only rescan re-decides from the scores this model stored; a verdict of another model is scored."""
+    headers, tenant = new_key(api)
+    same, older = submit_many(api, headers, 2, prefix="reuse")
+    item = api.get(f"/v1/moderations/{same}", headers=headers).json()
+    zeros = json.dumps(dict.fromkeys(item["scores"], 0.0))
+    r = redis.Redis.from_url(stack.url)
+    r.hset(keys.item(same), "scores", zeros)  # as if this model had scored it 0: a reused score shows
+    r.hset(keys.item(older), mapping={"scores": zeros, "models": json.dumps([{"name": "old", "version": "0"}])})
+    api.put(f"/v1/policies/{tenant}", json={"categories": BLOCK_ALL}, headers=admin_headers())
+    job = wait_job(api, api.post("/v1/rescans", json={"tenant": tenant}, headers=admin_headers()).json()["id"])
+    assert (job["total"], job["changed"], job["unchanged"]) == (2, 1, 1)
+    kept = api.get(f"/v1/moderations/{same}", headers=headers).json()
+    assert kept["decision"] == item["decision"] == "allow"
+    assert json.loads(r.hget(keys.item(same), "checked_with") or "{}")["models"] == item["models"]
+    scored = api.get(f"/v1/moderations/{older}", headers=headers).json()
+    assert scored["decision"] == "block" and scored["models"] == item["models"] and any(scored["scores"].values())
 
 
 def test_rescan_roles_and_cancel(api: TestClient) -> None:

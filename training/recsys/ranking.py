@@ -57,7 +57,8 @@ def fold_scorers(split: Split, data: Ratings, catalogue: dict[str, Item], train_
     out: dict[str, Scorer] = {"popularity (most liked)": sc["popularity"],
                               "popularity (Bayesian avg)": lambda u: bayes.scores,
                               "ours SVD": sc["svd"], "ours kNN": sc["knn"], "ours content": sc["content"],
-                              "ours implicit ALS": sc["implicit"], "ours hybrid": hybrid}
+                              "ours implicit ALS": sc["implicit"], "ours trending": sc["trending"],
+                              "ours co-rated": sc["corated"], "ours hybrid": hybrid}
     if surprise is not None:
         from surprise import SVD as SSVD
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Annotated, Any
 
@@ -10,8 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from service.core.errors import AUTH_ERRORS, ApiError, InvalidInput, NotFound, responses
-from service.core.security import TENANT_PATTERN, Principal
-from service.core.urls import CallbackUrlError, check_callback
+from service.core.security import TENANT_PATTERN
 from service.core.views import public_item
 from service.gateway.deps import AnyRole, JsonBody, PlatformOrAdmin, ServicesDep, visible_item
 from service.gateway.schemas import (
@@ -26,8 +24,8 @@ from service.gateway.schemas import (
 from service.gateway.submit import (
     accepted,
     body_digest,
-    check_text_limit,
     create_items,
+    new_text_item,
     wait_final,
 )
 from service.store.items import FINAL, NewItem
@@ -49,24 +47,6 @@ _SUBMIT_ERRORS = {
 }
 
 
-def _new_text_item(services: ServicesDep, principal: Principal, req: ModerationRequest) -> NewItem:
-    settings = services.settings
-    check_text_limit(req.text, settings.max_text_chars)
-    if req.callback_url:
-        try:
-            check_callback(req.callback_url, settings)
-        except CallbackUrlError as exc:
-            raise InvalidInput(f"callback_url refused: {exc}", code="invalid_callback_url") from exc
-    return NewItem(
-        tenant=principal.tenant,
-        kind="text",
-        content_hash=hashlib.sha256(req.text.encode("utf-8")).hexdigest(),
-        external_id=req.external_id,
-        fields={"text": req.text, "metadata": req.metadata, "callback_url": req.callback_url,
-                "priority": req.priority},
-    )
-
-
 @router.post(
     "",
     status_code=202,
@@ -83,8 +63,8 @@ async def submit(
 ) -> dict[str, Any]:
     """Queue one text for moderation; optionally wait up to 10 s for the verdict."""
     # Only a callback URL needs DNS (blocking); without one, build the item on the event loop.
-    item = (await run_in_threadpool(_new_text_item, services, principal, body) if body.callback_url
-            else _new_text_item(services, principal, body))
+    item = (await run_in_threadpool(new_text_item, services, principal, body) if body.callback_url
+            else new_text_item(services, principal, body))
     ids, _ = await create_items(services, [item], idempotency_key, body_digest(body.model_dump()),
                                 text_sizes=[len(body.text)])
     response.headers["Location"] = f"/v1/moderations/{ids[0]}"
@@ -114,7 +94,7 @@ async def submit_batch(
         out = []
         for i, req in enumerate(body.items):
             try:
-                out.append(_new_text_item(services, principal, req))
+                out.append(new_text_item(services, principal, req))
             except ApiError as exc:
                 exc.details = {**exc.details, "index": i}
                 raise
