@@ -244,8 +244,8 @@ class RecEngine:
         if strategy == "hybrid":  # the component that lifted this item most
             src = max(parts, key=lambda c: parts[c][0] * (parts[c][1][i] if np.isfinite(parts[c][1][i]) else -9))
         b = self.bundle
-        if src == "popularity":
-            why = b.popular.reason(i)
+        if src == "popularity" or (src in ("trending", "corated") and i >= cat.n_fitted):
+            why = b.popular.reason(i)  # a runtime item has no likes or co-ratings yet: "new in the catalogue"
         elif src == "trending":
             why = b.trending.reason(float(h.raw["trending"][i]), h.ref_times)
         elif src == "corated":

@@ -20,6 +20,7 @@ thing and answer the same bytes. `MOD_GATEWAY_FAST_PATH=false` turns it off.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -85,11 +86,21 @@ class SubmitFastPath:
         return seen[1] if ctype == "application/json" else None  # type: ignore[no-any-return]
 
     def _find_route(self, app: FastAPI) -> BaseRoute | None:
-        for route in app.router.routes:
+        for route in _routes(app.router.routes):
             if getattr(route, "path", None) == PATH and "POST" in (getattr(route, "methods", None) or ()):
                 self._route = route
                 return route
         return None
+
+
+def _routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    # FastAPI keeps included routers as wrappers around the original router (its `original_router`).
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        else:
+            yield route
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -132,9 +132,6 @@ class RescanStore:
         """Planning could not finish: stop the job (chunks already sent still count) instead of hanging."""
         self.r.hset(keys.rescan(job_id), mapping={"status": "failed", "error": reason, "finished_at": time.time()})
 
-    def is_counted(self, job_id: str, item_id: str) -> bool:
-        return bool(self.r.sismember(keys.rescan_seen(job_id), item_id))
-
     def load_chunk(self, job_id: str, ids: Sequence[str]) -> tuple[str | None, list[Item]]:
         """(job status, the items of `ids` that exist and are not counted yet), in one round trip: what a chunk
         needs before each batch. The seen check here only saves work; `apply_many` checks again atomically."""

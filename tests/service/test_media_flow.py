@@ -97,7 +97,7 @@ def test_upload_validation(api: TestClient, media_worker: WorkerProcess, data_di
     assert resp.status_code == 415 and resp.json()["error"]["code"] == "wrong_media_kind"
     resp = upload(api, headers, "video", "a.mp4", jpeg_bytes(photo(data_dir)))
     assert resp.status_code == 415 and resp.json()["error"]["code"] == "wrong_media_kind"
-    limit = api.app.state.services.settings.media.max_image_bytes
+    limit = api.app.state.services.settings.media.max_image_bytes  # type: ignore[attr-defined]
     resp = upload(api, headers, "image", "huge.jpg", b"\xff\xd8\xff" + b"0" * (limit + 70_000))
     assert resp.status_code == 413 and resp.json()["error"]["code"] in ("body_too_large", "file_too_large")
     resp = api.post("/v1/moderations/image", headers=headers)

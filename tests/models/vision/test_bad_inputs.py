@@ -67,7 +67,7 @@ def _truncated_mp4(data_dir: Path, tmp: Path) -> Path:
 def _empty_video(ext: str, fourcc: str) -> Builder:
     def build(data_dir: Path, tmp: Path) -> Path:
         out = tmp / f"empty.{ext}"
-        writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*fourcc), 10, (64, 48))
+        writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*fourcc), 10, (64, 48))
         writer.release()
         return out
     return build
