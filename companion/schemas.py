@@ -17,7 +17,8 @@ class RecItem(BaseModel):
     genres: list[str]
     score: float
     reason: str
-    source: str  # the component the item and its reason come from: svd, knn, content, implicit, popularity
+    source: str  # the component the item and its reason come from: svd, knn, content, implicit, trending,
+    # corated, popularity
 
 
 class RecResponse(BaseModel):

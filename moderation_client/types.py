@@ -61,6 +61,7 @@ class Moderation:
     human: dict[str, Any] | None = None
     review_status: str | None = None
     appeal: dict[str, Any] | None = None
+    rescan_disagreement: dict[str, Any] | None = None
     verdict_version: int | None = None
     media: dict[str, Any] | None = None
     updated_at: float | None = None
@@ -89,6 +90,7 @@ class Moderation:
             metadata=data.get("metadata"), callback_url=data.get("callback_url"),
             priority=_opt_float(data.get("priority")), source=data.get("source"), human=data.get("human"),
             review_status=data.get("review_status"), appeal=data.get("appeal"),
+            rescan_disagreement=data.get("rescan_disagreement"),
             verdict_version=data.get("verdict_version"), media=data.get("media"),
             updated_at=_opt_float(data.get("updated_at")), completed_at=_opt_float(data.get("completed_at")),
             error=ItemError(str(err.get("code", "")), str(err.get("message", ""))) if isinstance(err, dict) else None,

@@ -15,6 +15,8 @@ import redis.asyncio.cluster as aiocluster
 import redis.asyncio.sentinel as aiosentinel
 import redis.cluster
 import redis.sentinel
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 
 from service.core.config import Settings
 from service.store import keys
@@ -140,10 +142,15 @@ def async_client(settings: Settings, timed: bool = False) -> aioredis.Redis:
     )
     if timed:
         opts["socket_timeout"] = settings.redis_socket_timeout_s
+        # A pooled connection that a Redis restart or failover closed fails on first use ("Connection closed by
+        # server"); the sync client's pool notices that before sending, the asyncio one only after. One retry on
+        # a fresh connection, for connection errors only: a timeout may mean the script ran, so it is not retried.
+        opts["retry"] = AsyncRetry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
     if settings.redis_cluster:
         return cast(aioredis.Redis, aiocluster.RedisCluster.from_url(
             settings.redis_url, password=_password(settings),
-            **{k: v for k, v in opts.items() if k != "max_connections"}))
+            # The cluster client retries connection errors itself (cluster_error_retry_attempts).
+            **{k: v for k, v in opts.items() if k not in ("max_connections", "retry")}))
     if settings.redis_sentinels:
         sentinel = aiosentinel.Sentinel(sentinel_nodes(settings), sentinel_kwargs=_sentinel_kwargs(settings))
         return sentinel.master_for(settings.redis_sentinel_master, redis_class=aioredis.Redis,

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -286,8 +287,11 @@ def test_limiter_failure_lets_reads_through() -> None:
         return JSONResponse({"ok": True})
 
     app = Starlette(routes=[Route("/v1/moderations/{item_id}", ok), Route("/v1/moderations", ok, methods=["POST"])])
-    dead = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1, socket_timeout=1)
-    app.state.services = SimpleNamespace(keys=ApiKeyStore(dead), redis=dead)
+    dead_url = f"redis://127.0.0.1:{free_port()}/0"
+    dead = redis.Redis.from_url(dead_url, socket_connect_timeout=1, socket_timeout=1)
+    # The limiter runs its script on the asyncio client (aredis_timed), as the gateway builds it.
+    adead = aioredis.Redis.from_url(dead_url, socket_connect_timeout=1, socket_timeout=1)
+    app.state.services = SimpleNamespace(keys=ApiKeyStore(dead), redis=dead, aredis_timed=adead)
     app.add_middleware(RateLimitMiddleware, settings=Settings(env="test"), metrics=Metrics())
     with TestClient(app) as client:
         read = client.get("/v1/moderations/mod_x", headers=PLATFORM)
