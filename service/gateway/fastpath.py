@@ -19,6 +19,7 @@ thing and answer the same bytes. `MOD_GATEWAY_FAST_PATH=false` turns it off.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -69,7 +70,9 @@ class SubmitFastPath:
             handler = _handler_for(fastapi_app, exc)
             if handler is None:
                 raise
-            response = await handler(Request(scope, replay), exc)
+            response = handler(Request(scope, replay), exc)
+            if inspect.isawaitable(response):  # Starlette accepts sync handlers too
+                response = await response
             await response(scope, replay, send)
             return
         response = JSONResponse(accepted(ids[0]), status_code=202, headers={"Location": f"{PATH}/{ids[0]}"})
@@ -112,25 +115,19 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
-    """The whole body, and a receive() that replays it for whoever handles the request next. A body over the
-    limit raises inside receive() (service.gateway.middleware.BodyLimitMiddleware answers 413)."""
-    chunks: list[bytes] = []
+    """The whole body, and a receive() that replays every message read (a disconnect included) for whoever
+    handles the request next. A body over the limit raises inside receive() (BodyLimitMiddleware answers 413)."""
+    messages: list[Message] = []
     while True:
         message = await receive()
-        if message["type"] != "http.request":  # the client went away: let the route see the same
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
             break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    body = b"".join(chunks)
-    replayed = False
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+    pending = list(messages)
 
     async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
+        return pending.pop(0) if pending else await receive()
 
     return body, replay
 
