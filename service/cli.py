@@ -132,7 +132,7 @@ def rescan_cancel(settings: Settings, args: argparse.Namespace) -> None:
 
 # ---- review queue ------------------------------------------------------------------------------------------
 def queue_repair(settings: Settings, args: argparse.Namespace) -> None:
-    """Rebuild queue membership from the items (the rule in service.store.items.QUEUE_RULE)."""
+    """Rebuild queue membership from the items (the rule in service.store.queue_rule.QUEUE_RULE)."""
     changes = ReviewRepair(sync_client(settings)).repair(args.tenant, dry_run=args.dry_run)
     verb = "would change" if args.dry_run else "changed"
     for change in changes:

@@ -64,7 +64,7 @@ class Item(Verdict, total=False):
     appeal_excluded: str | None  # the last decider (kept for older readers); `deciders` is the full set
     appeal_open: str | None  # "1" from an appeal until a moderator decides it
     deciders: list[str] | None  # every moderator who decided the item: none of them may decide its appeal
-    review_needed: str | None  # "1" when the current verdict needs review (see store.items.QUEUE_RULE)
+    review_needed: str | None  # "1" when the current verdict needs review (see store.queue_rule.QUEUE_RULE)
     # Rescans.
     rescan_disagreement: dict[str, Any] | None
     rescanned_with: dict[str, Any] | None  # older name of `checked_with`

@@ -21,7 +21,8 @@ from service.core.domain import Item, Verdict
 from service.store import keys
 from service.store.blocked import blocked_key
 from service.store.client import as_map, as_str, as_strs
-from service.store.items import QUEUE_RULE, _encode, decode_item, now_s
+from service.store.items import _encode, decode_item, now_s
+from service.store.queue_rule import QUEUE_RULE
 
 BUCKETS = ("changed", "unchanged", "failed", "skipped")
 

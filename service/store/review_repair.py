@@ -15,7 +15,8 @@ import redis
 from service.core.domain import Item
 from service.store import keys
 from service.store.client import as_map, as_str, as_strs
-from service.store.items import QUEUE_RULE, decode_item, now_s
+from service.store.items import decode_item, now_s
+from service.store.queue_rule import QUEUE_RULE
 from service.store.reviews import item_priority, lease_key, queue_key
 
 # Rebuilds one item's queue membership from the item (QUEUE_RULE); `dry` reports without writing. With

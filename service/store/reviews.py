@@ -20,7 +20,8 @@ from service.core.domain import Item
 from service.store import keys
 from service.store.blocked import blocked_key
 from service.store.client import as_map, as_scored, as_strs
-from service.store.items import QUEUE_RULE, decode_item, now_s
+from service.store.items import decode_item, now_s
+from service.store.queue_rule import QUEUE_RULE
 
 # Age is packed below the priority rank; both must stay under 2**53 to sort exactly (see priority_score).
 _EPOCH = 1735689600.0  # 2025-01-01
