@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import os
 import statistics
@@ -34,7 +33,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from bench.stack import private_stack
+from bench.stack import private_stack, stack_from
 
 STACK_ENV = {"MOD_BOOTSTRAP_PLATFORM_KEY": "bench-key"}
 WORKERS = [("text", 1), ("media", 1)]
@@ -92,16 +91,6 @@ def bench_images(n: int) -> None:
     print(f"through upload + media worker: {len(done) / span:.1f} images/s  ratio {len(done) / span / bare_rate:.2f}")
 
 
-def _stack_from(tree: Path) -> Callable[..., AbstractContextManager[tuple[str, str]]]:
-    """`private_stack` of another checkout: its module-level ROOT (the processes' cwd) is that tree."""
-    spec = importlib.util.spec_from_file_location("baseline_stack", tree / "bench" / "stack.py")
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"{tree}/bench/stack.py not found")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.private_stack  # type: ignore[no-any-return]
-
-
 def _video_seconds(client: httpx.Client, data: bytes, name: str) -> float:
     """Seconds from upload to verdict for one video, as the service recorded them."""
     item_id = client.post("/v1/moderations/video", files={"file": (name, data)}).json()["id"]
@@ -154,7 +143,7 @@ def bench_video(seconds: int, repeat: int, baseline_tree: Path | None) -> None:
     stacks: dict[str, tuple[Callable[..., AbstractContextManager[tuple[str, str]]], dict[str, str]]] = {
         "before: worker, reuse off": (private_stack, REUSE_OFF), "after: worker, reuse on": (private_stack, STACK_ENV)}
     if baseline_tree is not None:
-        stacks = {"worker (baseline tree)": (_stack_from(baseline_tree.resolve()), STACK_ENV), **stacks}
+        stacks = {"worker (baseline tree)": (stack_from(baseline_tree.resolve()), STACK_ENV), **stacks}
     load_before = os.getloadavg()
     times: dict[str, dict[str, list[float]]] = {v: {name: [] for name in stacks} for v in videos}
     for v in videos:

@@ -21,7 +21,6 @@ stack on that code in the same rounds. Prints median and minimum (best: max for 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -36,7 +35,7 @@ from typing import Any
 import httpx
 import redis
 
-from bench.stack import ROOT, private_stack
+from bench.stack import ROOT, private_stack, stack_from
 from service.store import keys
 
 SHORT = ["what a great episode", "this song is trash lol", "you are an idiot", "see you at the show tonight",
@@ -48,16 +47,6 @@ OLD_MODELS = '[{"name":"bench-old-model","version":"0"}]'
 
 def texts(tag: str, n: int) -> list[str]:
     return [f"{SHORT[i % len(SHORT)]} #{tag}{i}" for i in range(n)]
-
-
-def _stack_from(tree: Path) -> Callable[..., AbstractContextManager[tuple[str, str]]]:
-    """`private_stack` of another checkout: its module-level ROOT (the processes' cwd) is that tree."""
-    spec = importlib.util.spec_from_file_location("baseline_stack", tree / "bench" / "stack.py")
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"{tree}/bench/stack.py not found")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.private_stack  # type: ignore[no-any-return]
 
 
 def submit_and_drain(c: httpx.Client, r: redis.Redis, items: list[str]) -> list[tuple[str, float, float]]:
@@ -175,7 +164,7 @@ def main() -> None:
            "MOD_BOOTSTRAP_ADMIN_KEY": "bench-admin", "MOD_TORCH_THREADS": "1"}
     stacks: dict[str, Callable[..., AbstractContextManager[tuple[str, str]]]] = {"this tree": private_stack}
     if args.baseline_tree is not None:
-        stacks = {"baseline tree": _stack_from(args.baseline_tree.resolve()), **stacks}
+        stacks = {"baseline tree": stack_from(args.baseline_tree.resolve()), **stacks}
     load_before = os.getloadavg()
     res: dict[str, dict[str, list[float]]] = {name: {"live": [], "rescan": [], "ratio": [], "p50a": [],
                                                       "policy": [], "pratio": [], "p99a": [], "p50d": [], "p99d": [],

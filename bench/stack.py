@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -78,3 +79,13 @@ def private_stack(env_extra: dict[str, str], workers: list[tuple[str, int]], gat
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def stack_from(tree: Path) -> Callable[..., AbstractContextManager[tuple[str, str]]]:
+    """`private_stack` of another checkout: its module-level ROOT (the processes' cwd) is that tree."""
+    spec = importlib.util.spec_from_file_location("baseline_stack", tree / "bench" / "stack.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{tree}/bench/stack.py not found")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.private_stack  # type: ignore[no-any-return]
