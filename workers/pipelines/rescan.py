@@ -15,13 +15,12 @@ from service.core.policy import Policy
 from service.core.queue import RESCAN_TASK
 from service.store import keys
 from service.store.client import as_strs, broker_client
-from service.store.items import verdict_key
 from service.store.rescans import RescanStore
 from workers import runtime
 from workers.lifecycle import VERDICT_CACHE_TTL_S, Done
 from workers.pipelines.media_rescan import rescore_media
 from workers.pipelines.rescan_outcome import Outcome, apply_outcomes, outcome
-from workers.pipelines.text import build_verdict
+from workers.pipelines.text import build_verdict, cached_verdicts, score_distinct
 from workers.runtime import Runtime
 from workers.verdicts import blocklist_reasons
 
@@ -169,18 +168,12 @@ def _text_verdicts(rt: Runtime, jobs: RescanStore, model: Any, items: list[Item]
     very model (same `name@version`, the identity the verdict cache already relies on) is re-decided from them
     under the current policy without a model run; every other distinct text is scored, all in one model call. The
     cache claims go in one round trip instead of one or two per item."""
-    policies: dict[str, Policy] = {}
-    for it in items:
-        if it["tenant"] not in policies:
-            policies[it["tenant"]] = rt.policies.effective(it["tenant"]).for_kind("text")
-    vkeys = [verdict_key(it["content_hash"], model.model_id, policies[it["tenant"]].id) for it in items]
-    cached = rt.items.cached_verdicts(vkeys)
+    policies, vkeys, cached = cached_verdicts(rt, model, items)
     stored = [_own_scores(it, model) for it in items]
-    todo = {it["content_hash"]: it["text"] for it, hit, own in zip(items, cached, stored, strict=True)
-            if hit is None and own is None and (it.get("text") or "").strip()}
-    hashes = list(todo)
-    scored = dict(zip(hashes, model.score([todo[h] for h in hashes]), strict=True)) if hashes else {}
-    langs = [policies[it["tenant"]].for_language(detect_language(it.get("text") or "")) for it in items]
+    scored = score_distinct(model, items, [hit is None and own is None for hit, own in zip(cached, stored,
+                                                                                            strict=True)])
+    langs = [base.for_language(detect_language(it.get("text") or "")) for it, base in zip(items, policies,
+                                                                                           strict=True)]
     fresh = [(i, key, build_verdict(it["text"] or "", scored.get(it["content_hash"]), policy, model) if own is None
               else _redecide(it, own, policy, model))
              for i, (it, key, hit, own, policy) in enumerate(zip(items, vkeys, cached, stored, langs, strict=True))

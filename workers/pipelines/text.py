@@ -75,23 +75,37 @@ def run(rt: Runtime, item_ids: list[str], limits: TimeLimits) -> TimeLimits | No
 
 def verdicts_for(rt: Runtime, model: Any, items: list[Item]) -> list[Done]:
     """(item, verdict, cache key, policy) for text items: cached verdicts reused, each distinct text scored once."""
-    policies: dict[str, Policy] = {}
-    for it in items:
-        if it["tenant"] not in policies:
-            policies[it["tenant"]] = rt.policies.effective(it["tenant"]).for_kind("text")
-    keys = [verdict_key(it["content_hash"], model.model_id, policies[it["tenant"]].id) for it in items]
-    cached = rt.items.cached_verdicts(keys)
-    todo = {it["content_hash"]: it["text"] for it, hit in zip(items, cached, strict=True)
-            if hit is None and (it.get("text") or "").strip()}
-    hashes = list(todo)
-    scored = dict(zip(hashes, model.score([todo[h] for h in hashes]), strict=True)) if hashes else {}
+    policies, keys, cached = cached_verdicts(rt, model, items)
+    scored = score_distinct(model, items, [hit is None for hit in cached])
     out = []
-    for it, key, hit in zip(items, keys, cached, strict=True):
-        policy = policies[it["tenant"]].for_language(detect_language(it.get("text") or ""))
+    for it, key, hit, base in zip(items, keys, cached, policies, strict=True):
+        policy = base.for_language(detect_language(it.get("text") or ""))
         verdict = hit or rt.items.claim_verdict(
             key, build_verdict(it["text"] or "", scored.get(it["content_hash"]), policy, model), VERDICT_CACHE_TTL_S)
         out.append((it, verdict, key, policy))
     return out
+
+
+def cached_verdicts(rt: Runtime, model: Any, items: list[Item]) -> tuple[list[Policy], list[str],
+                                                                         list[Verdict | None]]:
+    """Per item: its tenant's text policy (looked up once per tenant), its verdict-cache key and the cached
+    verdict (None when there is none); one cache read for all."""
+    by_tenant: dict[str, Policy] = {}
+    for it in items:
+        if it["tenant"] not in by_tenant:
+            by_tenant[it["tenant"]] = rt.policies.effective(it["tenant"]).for_kind("text")
+    policies = [by_tenant[it["tenant"]] for it in items]
+    keys = [verdict_key(it["content_hash"], model.model_id, policy.id) for it, policy in zip(items, policies,
+                                                                                            strict=True)]
+    return policies, keys, rt.items.cached_verdicts(keys)
+
+
+def score_distinct(model: Any, items: list[Item], wanted: list[bool]) -> dict[str, Any]:
+    """content_hash -> model result for each distinct non-blank text among the wanted items, in one model call."""
+    todo = {it["content_hash"]: it["text"] for it, want in zip(items, wanted, strict=True)
+            if want and (it.get("text") or "").strip()}
+    hashes = list(todo)
+    return dict(zip(hashes, model.score([todo[h] for h in hashes]), strict=True)) if hashes else {}
 
 
 def build_verdict(text: str, result: Any, policy: Policy, model: Any) -> Verdict:
