@@ -57,22 +57,19 @@ async def create_items(
     counters = submission_counters(tenant, [it.kind for it in items], time.time())
     idem_value = {"ids": ids, "digest": request_digest}
 
-    def create_and_enqueue() -> CreateResult:
+    def create_and_enqueue(send: Callable[[list[str]], None]) -> CreateResult:
         # The create script also applies back-pressure (503 queue_full past MOD_QUEUE_MAX_PENDING pending items)
         # and counts the submission statistics: one round trip.
         result = services.items.create(items, ikey, idem_value, max_pending=settings.queue_max_pending,
                                        counters=counters)
-        if result.created and enqueue is not None:
-            enqueue(ids)
-            _await_replicas(services, ids)
-        elif result.existing:
-            # A replay: the record it found must be one a failover cannot take back either.
-            _await_replicas(services, list(result.existing.get("ids") or []))
+        if result.created:
+            send(ids)
+        _await_replicas(services, _written(result, ids))
         return result
 
     try:
         if enqueue is not None:
-            result = await run_in_threadpool(create_and_enqueue)
+            result = await run_in_threadpool(create_and_enqueue, enqueue)
         else:
             # Texts: the create runs on the asyncio client and the publish is shared (TextPublisher), so a
             # submission costs no thread-pool hop of its own unless replica acks are required.
@@ -80,9 +77,9 @@ async def create_items(
                                                   counters=counters)
             if result.created:
                 await services.text_publisher.publish(ids, text_sizes or [0] * len(ids))
-            acked = ids if result.created else list((result.existing or {}).get("ids") or [])
-            if settings.redis_min_replicas_ack > 0 and acked:
-                await run_in_threadpool(_await_replicas, services, acked)
+            written = _written(result, ids)
+            if settings.redis_min_replicas_ack > 0 and written:
+                await run_in_threadpool(_await_replicas, services, written)
     except (OperationalError, OSError) as exc:
         log.error("enqueue failed for %d items: %s", len(ids), exc)
         await _fail_unqueued(services, ids, ikey)
@@ -97,6 +94,14 @@ async def create_items(
                            code="idempotency_conflict", details={"ids": existing.get("ids", [])})
         return list(existing.get("ids", [])), False
     return ids, True
+
+
+def _written(result: CreateResult, ids: list[str]) -> list[str]:
+    """The ids a 2xx answer vouches for: the new items, or on a replay the record it found (which a failover must
+    not be able to take back either); none when nothing was created (queue full)."""
+    if result.created:
+        return ids
+    return list((result.existing or {}).get("ids") or [])
 
 
 def _await_replicas(services: Services, ids: Sequence[str]) -> None:
