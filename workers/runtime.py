@@ -175,6 +175,7 @@ def _heartbeat_loop(rt: Runtime) -> None:
 
 def start_process() -> None:
     rt = get_runtime()
+    lower_priority(rt)
     if rt.settings.fault_model_load_delay_s:
         time.sleep(rt.settings.fault_model_load_delay_s)  # failure tests: a child slower to start than 4 s
     if "text" in rt.queues or "rescan" in rt.queues:
@@ -182,6 +183,16 @@ def start_process() -> None:
     if "media" in rt.queues or "rescan" in rt.queues:
         vision_models(rt)
     threading.Thread(target=_heartbeat_loop, args=(rt,), name="heartbeat", daemon=True).start()
+
+
+def lower_priority(rt: Runtime) -> None:
+    """A pool child of a rescan-only worker runs niced (MOD_RESCAN_NICE): rescans are background work, so on a
+    shared machine the live text worker, the gateway and Redis get the CPU first, and a rescan may batch large for
+    throughput without slowing live verdicts. Called before the model loads, so every thread it starts inherits
+    it (Linux nice values are per thread). A worker that also serves live queues is never niced."""
+    if set(rt.queues) == {"rescan"} and rt.settings.rescan_nice > 0:
+        os.nice(rt.settings.rescan_nice)
+        log.info("rescan pool child %d niced by %d", os.getpid(), rt.settings.rescan_nice)
 
 
 def stop_process() -> None:

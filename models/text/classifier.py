@@ -127,13 +127,15 @@ class TextClassifier:
     def predict(self, texts: list[str]) -> list[dict[str, float]]:
         return [s.scores for s in self.score(texts)]
 
-    def score(self, texts: list[str]) -> list[TextScore]:
+    def score(self, texts: list[str], batch_size: int | None = None) -> list[TextScore]:
         """Score texts. A text longer than one window is cut into windows of whole sentences (≤ max_tokens,
         one sentence of overlap); its score is the max over windows, and the sentences of the worst window
-        are scored on their own so the explanation quotes the offending sentences, not a whole window."""
+        are scored on their own so the explanation quotes the offending sentences, not a whole window.
+        `batch_size` overrides the forward batch for this call (bulk rescans use larger ones than live texts)."""
+        size = batch_size or self.batch_size
         windows = self.windowing.windows_batch(texts) if texts else []
         flat = [w for ws in windows for w in ws]
-        probs = self._forward([ids for _, _, ids in flat])
+        probs = self._forward([ids for _, _, ids in flat], size)
         results: list[TextScore] = []
         pos = 0
         explain: list[tuple[int, int, int]] = []  # (text idx, window start, window end) to explain
@@ -153,10 +155,11 @@ class TextClassifier:
                 explain.append((i, a, b))
             results.append(result)
         if explain:
-            self._explain(texts, results, explain)
+            self._explain(texts, results, explain, size)
         return results
 
-    def _explain(self, texts: list[str], results: list[TextScore], todo: list[tuple[int, int, int]]) -> None:
+    def _explain(self, texts: list[str], results: list[TextScore], todo: list[tuple[int, int, int]],
+                 batch_size: int) -> None:
         """Score each sentence of each text's worst window; the top ones become `sentences`."""
         spans: list[tuple[int, int, int]] = []
         for i, a, b in todo:
@@ -164,7 +167,7 @@ class TextClassifier:
                 spans.append((i, a + sa, a + sb))
         ids = self.tokenizer([texts[i][a:b] for i, a, b in spans], add_special_tokens=False, verbose=False)
         budget = self.windowing.budget
-        probs = self._forward([self.windowing.wrap(x[:budget]) for x in ids["input_ids"]])
+        probs = self._forward([self.windowing.wrap(x[:budget]) for x in ids["input_ids"]], batch_size)
         per_text: dict[int, list[SentenceScore]] = {}
         for (i, a, b), row in zip(spans, probs, strict=True):
             per_text.setdefault(i, []).append(SentenceScore(texts[i][a:b], a, b,
@@ -177,14 +180,14 @@ class TextClassifier:
     def output_categories(self) -> list[str]:
         return sorted({c for c in self.categories if c is not None}, key=ALL_CATEGORIES.index)
 
-    def _forward(self, batch_ids: list[list[int]]) -> list[dict[str, float]]:
+    def _forward(self, batch_ids: list[list[int]], batch_size: int) -> list[dict[str, float]]:
         """Batched forward with dynamic padding: sort by length so each batch pads to its own longest."""
         order = sorted(range(len(batch_ids)), key=lambda k: len(batch_ids[k]))
         out: list[dict[str, float]] = [{} for _ in batch_ids]
         pad_id = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
                 width = max(len(batch_ids[k]) for k in idx)
                 ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
                 mask = torch.zeros((len(idx), width), dtype=torch.long)

@@ -118,9 +118,16 @@ class Settings(BaseSettings):
     review_lease_s: float = 300.0
     review_lease_max_s: float = 3600.0
 
-    # Rescans: chunk size per task, and how long a rescan chunk yields to a live backlog before each batch.
-    rescan_chunk_size: int = 100
+    # Rescans: text items per task, texts per batch (one read, one model call, one write), media items per task
+    # (each is a model run of its own, so few per task keep a chunk inside the media time limit), and how long a
+    # rescan chunk yields to a live backlog before each batch.
+    rescan_chunk_size: int = Field(default=128, ge=1)
+    rescan_batch_size: int = Field(default=64, ge=1)
+    rescan_media_chunk_size: int = Field(default=4, ge=1)
     rescan_yield_max_s: float = 5.0
+    # A worker that consumes only the `rescan` queue runs its pool children at this nice value (0-19, 0 = as
+    # the parent): background work then takes only the CPU that live traffic leaves (docs/operations.md).
+    rescan_nice: int = Field(default=10, ge=0, le=19)
 
     # Webhooks.
     webhook_timeout_s: float = 5.0

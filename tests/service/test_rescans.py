@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,6 +119,17 @@ def test_rescan_reuses_scores_of_the_same_model_only(api: TestClient, stack: Sta
     assert json.loads(r.hget(keys.item(same), "checked_with") or "{}")["models"] == item["models"]
     scored = api.get(f"/v1/moderations/{older}", headers=headers).json()
     assert scored["decision"] == "block" and scored["models"] == item["models"] and any(scored["scores"].values())
+
+
+def test_rescan_worker_children_run_niced_live_workers_do_not(stack: Stack, rescan_worker: WorkerProcess) -> None:
+    """Rescans are background work: a rescan-only worker's pool child runs at MOD_RESCAN_NICE above its parent, so
+    the live text worker, the gateway and Redis get the CPU first; the live worker's child keeps its priority."""
+    assert rescan_worker.proc is not None and stack.worker.proc is not None
+    rescan_child = int(str(rescan_worker.wait_heartbeat()["pid"]))
+    live_child = int(str(stack.worker.wait_heartbeat()["pid"]))
+    parent = os.getpriority(os.PRIO_PROCESS, rescan_worker.proc.pid)
+    assert os.getpriority(os.PRIO_PROCESS, rescan_child) == min(19, parent + Settings().rescan_nice)
+    assert os.getpriority(os.PRIO_PROCESS, live_child) == os.getpriority(os.PRIO_PROCESS, stack.worker.proc.pid)
 
 
 def test_rescan_roles_and_cancel(api: TestClient) -> None:

@@ -25,10 +25,6 @@ from workers.runtime import Runtime
 from workers.verdicts import blocklist_reasons
 
 log = logging.getLogger(__name__)
-# Items per batch (one read, one model call, one write). Small on purpose: the yield to live queues comes between
-# batches, so a live backlog waits at most one batch for the rescan to step aside; on CPU, batches of 32 or 100
-# scored no faster than 16, and the three round trips per batch cost ~3% of its time.
-BATCH = 16
 WRITE_BATCH = 500  # outcomes per script call when a whole chunk fails at once
 LIVE_QUEUES = ("text", "media")
 
@@ -71,6 +67,16 @@ def _pages(rt: Runtime, f: dict[str, Any], page: int = 1000) -> Iterator[list[It
         yield [it for it in rt.items.get_many(ids) if it is not None]
 
 
+def chunks(items: list[Item], text_size: int, media_size: int) -> list[list[str]]:
+    """Task-sized lists of ids: texts in large chunks (batched model calls), media in small ones (each item is a
+    model run of its own, and a chunk must stay inside the media time limit)."""
+    out: list[list[str]] = []
+    for group, size in (([it["id"] for it in items if it.get("kind") == "text"], text_size),
+                        ([it["id"] for it in items if it.get("kind") != "text"], media_size)):
+        out += [group[i : i + size] for i in range(0, len(group), size)]
+    return out
+
+
 def plan(rt: Runtime, job_id: str) -> None:
     """Collect target ids and fan out chunk tasks; safe to redeliver (targets are a set)."""
     jobs = RescanStore(rt.redis)
@@ -81,13 +87,13 @@ def plan(rt: Runtime, job_id: str) -> None:
     limit = f.get("limit")
     planned = 0
     for items in _pages(rt, f):
-        ids = [it["id"] for it in items if _matches(it, f)]
+        chosen = [it for it in items if _matches(it, f)]
         if limit is not None:
-            ids = ids[: max(0, limit - planned)]
-        jobs.add_targets(job_id, ids)
-        for i in range(0, len(ids), rt.settings.rescan_chunk_size):
-            rt.queue.send(RESCAN_TASK, [job_id, ids[i : i + rt.settings.rescan_chunk_size]])
-        planned += len(ids)
+            chosen = chosen[: max(0, limit - planned)]
+        jobs.add_targets(job_id, [it["id"] for it in chosen])
+        for chunk in chunks(chosen, rt.settings.rescan_chunk_size, rt.settings.rescan_media_chunk_size):
+            rt.queue.send(RESCAN_TASK, [job_id, chunk])
+        planned += len(chosen)
         if jobs.status(job_id) == "cancelled" or (limit is not None and planned >= limit):
             break
     jobs.mark_planned(job_id)
@@ -127,9 +133,14 @@ def run_chunk(rt: Runtime, job_id: str, ids: list[str]) -> None:
     jobs = RescanStore(rt.redis)
     broker = broker_client(rt.settings)  # Sentinel-aware, like every other Redis connection
     try:
-        for start in range(0, len(ids), BATCH):
+        # Batches of MOD_RESCAN_BATCH_SIZE (one read, one model call, one write): on CPU a forward of 64 short
+        # texts costs ~17% less per text than one of 16 (docs/operations.md). A live backlog still waits at most
+        # one batch, and a dedicated rescan worker runs niced (runtime.start_process), so live texts keep their
+        # CPU while a batch runs.
+        size = rt.settings.rescan_batch_size
+        for start in range(0, len(ids), size):
             yield_to_live(rt, broker)
-            status, batch = jobs.load_chunk(job_id, ids[start : start + BATCH])
+            status, batch = jobs.load_chunk(job_id, ids[start : start + size])
             if status not in ("running", "planning"):
                 return  # cancelled (or unknown): stop without counting the rest
             marker = rt.settings.fault_pause_marker
@@ -171,7 +182,8 @@ def _text_verdicts(rt: Runtime, jobs: RescanStore, model: Any, items: list[Item]
     policies, vkeys, cached = cached_verdicts(rt, model, items)
     stored = [_own_scores(it, model) for it in items]
     scored = score_distinct(model, items, [hit is None and own is None for hit, own in zip(cached, stored,
-                                                                                            strict=True)])
+                                                                                            strict=True)],
+                            rt.settings.rescan_batch_size)
     langs = [base.for_language(detect_language(it.get("text") or "")) for it, base in zip(items, policies,
                                                                                            strict=True)]
     fresh = [(i, key, build_verdict(it["text"] or "", scored.get(it["content_hash"]), policy, model) if own is None

@@ -100,12 +100,15 @@ def cached_verdicts(rt: Runtime, model: Any, items: list[Item]) -> tuple[list[Po
     return policies, keys, rt.items.cached_verdicts(keys)
 
 
-def score_distinct(model: Any, items: list[Item], wanted: list[bool]) -> dict[str, Any]:
-    """content_hash -> model result for each distinct non-blank text among the wanted items, in one model call."""
+def score_distinct(model: Any, items: list[Item], wanted: list[bool],
+                   batch_size: int | None = None) -> dict[str, Any]:
+    """content_hash -> model result for each distinct non-blank text among the wanted items, in one model call
+    (`batch_size`: the forward batch, None = the model's own)."""
     todo = {it["content_hash"]: it["text"] for it, want in zip(items, wanted, strict=True)
             if want and (it.get("text") or "").strip()}
     hashes = list(todo)
-    return dict(zip(hashes, model.score([todo[h] for h in hashes]), strict=True)) if hashes else {}
+    return dict(zip(hashes, model.score([todo[h] for h in hashes], batch_size=batch_size), strict=True)) \
+        if hashes else {}
 
 
 def build_verdict(text: str, result: Any, policy: Policy, model: Any) -> Verdict:
