@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     # POST /v1/moderations without FastAPI's per-request machinery for valid, authenticated requests
     # (service/gateway/fastpath.py); it needs the rate limiter's key lookup, so it is off when that is off.
     gateway_fast_path: bool = True
+    # Text tasks are pushed by the gateway's asyncio client as the entry Celery's producer would write
+    # (service/core/wire.py) instead of through kombu's producer in a thread; false = kombu's producer.
+    gateway_direct_publish: bool = True
     ratelimit_submit_key_per_s: float = Field(default=200.0, ge=0)
     ratelimit_submit_key_burst: int = Field(default=1000, ge=0)
     ratelimit_submit_tenant_per_s: float = Field(default=1000.0, ge=0)

@@ -83,19 +83,23 @@ class TaskQueue:
     def send(self, name: str, args: Sequence[Any]) -> None:
         self.app.send_task(name, args=list(args), retry=True, retry_policy=PUBLISH_RETRY)
 
-    def enqueue_text(self, item_ids: Sequence[str], sizes: Sequence[int] | None = None) -> None:
-        """Chunks by count and by characters, so one task stays inside its time limit and several workers
-        can share a large batch."""
+    def text_chunks(self, item_ids: Sequence[str], sizes: Sequence[int] | None = None) -> list[list[str]]:
+        """One text task's ids each: chunked by count and by characters, so one task stays inside its time limit
+        and several workers can share a large batch."""
         sizes = sizes or [0] * len(item_ids)
+        chunks: list[list[str]] = []
         chunk: list[str] = []
         chars = 0
         for item_id, size in zip(item_ids, sizes, strict=True):
             if chunk and (len(chunk) >= self.chunk or chars + size > self.max_chars):
-                self.send(TEXT_TASK, [chunk])
+                chunks.append(chunk)
                 chunk, chars = [], 0
             chunk.append(item_id)
             chars += size
-        if chunk:
+        return [*chunks, chunk] if chunk else chunks
+
+    def enqueue_text(self, item_ids: Sequence[str], sizes: Sequence[int] | None = None) -> None:
+        for chunk in self.text_chunks(item_ids, sizes):
             self.send(TEXT_TASK, [chunk])
 
     def close(self) -> None:

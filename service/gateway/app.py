@@ -81,11 +81,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         r = sync_client(settings)
         ar_timed = async_client(settings, timed=True)
         queue = TaskQueue(settings)
+        # The Celery broker's DB, for text tasks pushed without kombu's producer (service/core/wire.py).
+        abroker = async_client(settings, timed=True, url=settings.broker_url or settings.redis_url) \
+            if settings.gateway_direct_publish else None
         services = Services(
             settings=settings, redis=r, aredis=async_client(settings), aredis_timed=ar_timed,
             items=ItemStore(r, ar_timed),
             keys=ApiKeyStore(r), tenants=TenantStore(r), policies=PolicyStore(r, settings.policy_path),
-            queue=queue, reviews=ReviewStore(r), text_publisher=TextPublisher(queue),
+            queue=queue, reviews=ReviewStore(r), text_publisher=TextPublisher(queue, abroker),
         )
         try:
             bootstrap_keys(settings, services.keys)
@@ -96,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.queue.close()
         await services.aredis.aclose()
         await ar_timed.aclose()
+        if abroker is not None:
+            await abroker.aclose()
         r.close()
 
     app = FastAPI(

@@ -131,10 +131,11 @@ def cluster_client(settings: Settings, url: str | None = None) -> ClusterClient:
     )
 
 
-def async_client(settings: Settings, timed: bool = False) -> aioredis.Redis:
+def async_client(settings: Settings, timed: bool = False, url: str | None = None) -> aioredis.Redis:
     """An asyncio client. `timed=False` (no socket timeout) is for BLPOP long-polls, which block up to
     max_wait_s by design; `timed=True` is for request-path commands, where a hung Redis must become a fast
-    503 like on the sync client."""
+    503 like on the sync client. `url` (the broker's) gives a plain or Sentinel-managed client, never a cluster
+    one (the broker cannot live on a cluster); with Sentinel only its DB index is used."""
     opts: dict[str, Any] = dict(
         socket_connect_timeout=min(2.0, settings.redis_socket_timeout_s),
         decode_responses=True,
@@ -146,7 +147,7 @@ def async_client(settings: Settings, timed: bool = False) -> aioredis.Redis:
         # server"); the sync client's pool notices that before sending, the asyncio one only after. One retry on
         # a fresh connection, for connection errors only: a timeout may mean the script ran, so it is not retried.
         opts["retry"] = AsyncRetry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
-    if settings.redis_cluster:
+    if settings.redis_cluster and url is None:
         return cast(aioredis.Redis, aiocluster.RedisCluster.from_url(
             settings.redis_url, password=_password(settings),
             # The cluster client retries connection errors itself (cluster_error_retry_attempts).
@@ -154,10 +155,10 @@ def async_client(settings: Settings, timed: bool = False) -> aioredis.Redis:
     if settings.redis_sentinels:
         sentinel = aiosentinel.Sentinel(sentinel_nodes(settings), sentinel_kwargs=_sentinel_kwargs(settings))
         return sentinel.master_for(settings.redis_sentinel_master, redis_class=aioredis.Redis,
-                                   db=_db(settings.redis_url), password=_password(settings), **opts)
+                                   db=_db(url or settings.redis_url), password=_password(settings), **opts)
     if settings.redis_password is not None:
         opts["password"] = _password(settings)
-    return aioredis.Redis.from_url(settings.redis_url, **opts)
+    return aioredis.Redis.from_url(url or settings.redis_url, **opts)
 
 
 # redis-py types replies as `bytes | str` even with decode_responses=True; these narrow them in one place.
