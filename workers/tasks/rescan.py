@@ -22,7 +22,8 @@ def plan_rescan(job_id: str) -> None:
 
 @app.task(name=RESCAN_TASK, **task_options(settings, long=True))
 def rescan_chunk(job_id: str, item_ids: list[str]) -> None:
-    """Re-evaluate up to MOD_RESCAN_CHUNK_SIZE items with the current model and policy."""
+    """Re-evaluate a chunk (up to MOD_RESCAN_CHUNK_SIZE texts or MOD_RESCAN_MEDIA_CHUNK_SIZE media items) with the
+    current model and policy."""
     rt = runtime.get_runtime()
     with marks_failure(lambda _code, msg: rescan_pipeline.fail_uncounted(rt, job_id, item_ids, msg), _LIMIT_S,
                        "chunk"):
