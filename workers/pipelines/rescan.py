@@ -67,14 +67,26 @@ def _pages(rt: Runtime, f: dict[str, Any], page: int = 1000) -> Iterator[list[It
         yield [it for it in rt.items.get_many(ids) if it is not None]
 
 
-def chunks(items: list[Item], text_size: int, media_size: int) -> list[list[str]]:
-    """Task-sized lists of ids: texts in large chunks (batched model calls), media in small ones (each item is a
-    model run of its own, and a chunk must stay inside the media time limit)."""
+def chunks(items: list[Item], text_size: int, media_size: int, text_chars: int) -> list[list[str]]:
+    """Task-sized lists of ids: texts in large chunks (batched model calls) of at most `text_chars` characters
+    (a chunk of long texts must stay inside its time limit too), media in small ones (each item is a model run of
+    its own, and a chunk must stay inside the media time limit)."""
     out: list[list[str]] = []
-    for group, size in (([it["id"] for it in items if it.get("kind") == "text"], text_size),
-                        ([it["id"] for it in items if it.get("kind") != "text"], media_size)):
-        out += [group[i : i + size] for i in range(0, len(group), size)]
-    return out
+    chunk: list[str] = []
+    chars = 0
+    for it in items:
+        if it.get("kind") != "text":
+            continue
+        size = len(it.get("text") or "")
+        if chunk and (len(chunk) >= text_size or chars + size > text_chars):
+            out.append(chunk)
+            chunk, chars = [], 0
+        chunk.append(it["id"])
+        chars += size
+    if chunk:
+        out.append(chunk)
+    media = [it["id"] for it in items if it.get("kind") != "text"]
+    return out + [media[i : i + media_size] for i in range(0, len(media), media_size)]
 
 
 def plan(rt: Runtime, job_id: str) -> None:
@@ -91,7 +103,8 @@ def plan(rt: Runtime, job_id: str) -> None:
         if limit is not None:
             chosen = chosen[: max(0, limit - planned)]
         jobs.add_targets(job_id, [it["id"] for it in chosen])
-        for chunk in chunks(chosen, rt.settings.rescan_chunk_size, rt.settings.rescan_media_chunk_size):
+        for chunk in chunks(chosen, rt.settings.rescan_chunk_size, rt.settings.rescan_media_chunk_size,
+                            rt.settings.text_task_max_chars):
             rt.queue.send(RESCAN_TASK, [job_id, chunk])
         planned += len(chosen)
         if jobs.status(job_id) == "cancelled" or (limit is not None and planned >= limit):
