@@ -72,6 +72,22 @@ def make_celery(settings: Settings, name: str = "moderation") -> Celery:
     return app
 
 
+def split_text_chunks(item_ids: Sequence[str], sizes: Sequence[int], max_count: int,
+                      max_chars: int) -> list[list[str]]:
+    """Consecutive ids grouped into chunks of at most `max_count` ids and `max_chars` characters (`sizes`: each
+    text's length); a text longer than `max_chars` goes alone. Live text tasks and rescan chunks both use it."""
+    chunks: list[list[str]] = []
+    chunk: list[str] = []
+    chars = 0
+    for item_id, size in zip(item_ids, sizes, strict=True):
+        if chunk and (len(chunk) >= max_count or chars + size > max_chars):
+            chunks.append(chunk)
+            chunk, chars = [], 0
+        chunk.append(item_id)
+        chars += size
+    return [*chunks, chunk] if chunk else chunks
+
+
 class TaskQueue:
     """The gateway's view of the queue: send tasks by name."""
 
@@ -86,17 +102,7 @@ class TaskQueue:
     def text_chunks(self, item_ids: Sequence[str], sizes: Sequence[int] | None = None) -> list[list[str]]:
         """One text task's ids each: chunked by count and by characters, so one task stays inside its time limit
         and several workers can share a large batch."""
-        sizes = sizes or [0] * len(item_ids)
-        chunks: list[list[str]] = []
-        chunk: list[str] = []
-        chars = 0
-        for item_id, size in zip(item_ids, sizes, strict=True):
-            if chunk and (len(chunk) >= self.chunk or chars + size > self.max_chars):
-                chunks.append(chunk)
-                chunk, chars = [], 0
-            chunk.append(item_id)
-            chars += size
-        return [*chunks, chunk] if chunk else chunks
+        return split_text_chunks(item_ids, sizes or [0] * len(item_ids), self.chunk, self.max_chars)
 
     def enqueue_text(self, item_ids: Sequence[str], sizes: Sequence[int] | None = None) -> None:
         for chunk in self.text_chunks(item_ids, sizes):

@@ -12,7 +12,7 @@ import redis
 from common.language import detect_language
 from service.core.domain import Item, Verdict
 from service.core.policy import Policy
-from service.core.queue import RESCAN_TASK
+from service.core.queue import RESCAN_TASK, split_text_chunks
 from service.store import keys
 from service.store.client import as_strs, broker_client
 from service.store.rescans import RescanStore
@@ -71,22 +71,11 @@ def chunks(items: list[Item], text_size: int, media_size: int, text_chars: int) 
     """Task-sized lists of ids: texts in large chunks (batched model calls) of at most `text_chars` characters
     (a chunk of long texts must stay inside its time limit too), media in small ones (each item is a model run of
     its own, and a chunk must stay inside the media time limit)."""
-    out: list[list[str]] = []
-    chunk: list[str] = []
-    chars = 0
-    for it in items:
-        if it.get("kind") != "text":
-            continue
-        size = len(it.get("text") or "")
-        if chunk and (len(chunk) >= text_size or chars + size > text_chars):
-            out.append(chunk)
-            chunk, chars = [], 0
-        chunk.append(it["id"])
-        chars += size
-    if chunk:
-        out.append(chunk)
+    texts = [it for it in items if it.get("kind") == "text"]
     media = [it["id"] for it in items if it.get("kind") != "text"]
-    return out + [media[i : i + media_size] for i in range(0, len(media), media_size)]
+    return (split_text_chunks([it["id"] for it in texts], [len(it.get("text") or "") for it in texts], text_size,
+                              text_chars)
+            + [media[i : i + media_size] for i in range(0, len(media), media_size)])
 
 
 def plan(rt: Runtime, job_id: str) -> None:
