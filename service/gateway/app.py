@@ -44,7 +44,7 @@ from service.gateway.routes import (
 )
 from service.gateway.routes.health import StoreCollector
 from service.store.apikeys import ApiKeyStore, BootstrapEntry, TenantStore
-from service.store.client import async_client, sync_client
+from service.store.client import async_broker_client, async_client, sync_client
 from service.store.items import ItemStore
 from service.store.policies import PolicyStore
 from service.store.reviews import ReviewStore
@@ -82,8 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ar_timed = async_client(settings, timed=True)
         queue = TaskQueue(settings)
         # The Celery broker's DB, for text tasks pushed without kombu's producer (service/core/wire.py).
-        abroker = async_client(settings, timed=True, url=settings.broker_url or settings.redis_url) \
-            if settings.gateway_direct_publish else None
+        abroker = async_broker_client(settings) if settings.gateway_direct_publish else None
         services = Services(
             settings=settings, redis=r, aredis=async_client(settings), aredis_timed=ar_timed,
             items=ItemStore(r, ar_timed),

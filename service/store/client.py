@@ -161,6 +161,12 @@ def async_client(settings: Settings, timed: bool = False, url: str | None = None
     return aioredis.Redis.from_url(url or settings.redis_url, **opts)
 
 
+def async_broker_client(settings: Settings) -> aioredis.Redis:
+    """An asyncio client on the Celery broker's DB with request-path timeouts (the gateway's direct text
+    publish, service/core/wire.py); the asyncio twin of `broker_client`."""
+    return async_client(settings, timed=True, url=settings.broker_url or settings.redis_url)
+
+
 # redis-py types replies as `bytes | str` even with decode_responses=True; these narrow them in one place.
 def as_str(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
