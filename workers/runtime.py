@@ -187,9 +187,10 @@ def start_process() -> None:
 
 def lower_priority(rt: Runtime) -> None:
     """A pool child of a rescan-only worker runs niced (MOD_RESCAN_NICE): rescans are background work, so on a
-    shared machine the live text worker, the gateway and Redis get the CPU first, and a rescan may batch large for
-    throughput without slowing live verdicts. Called before the model loads, so every thread it starts inherits
-    it (Linux nice values are per thread). A worker that also serves live queues is never niced."""
+    shared machine the live text worker, the gateway and Redis get the CPU first. (It does not remove the whole
+    cost: live p50 during a rescan still measured about 1.12x alone, nice 19 no better; docs/operations.md.)
+    Called before the model loads, so every thread it starts inherits it (Linux nice values are per thread).
+    A worker that also serves live queues is never niced."""
     if set(rt.queues) == {"rescan"} and rt.settings.rescan_nice > 0:
         os.nice(rt.settings.rescan_nice)
         log.info("rescan pool child %d niced by %d", os.getpid(), rt.settings.rescan_nice)
