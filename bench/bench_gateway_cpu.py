@@ -21,8 +21,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
-
+from bench.bench_gateway import submit_all
 from bench.stack import ROOT, private_stack
 
 
@@ -31,15 +30,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def submit(base: str, n: int, concurrency: int, tag: str) -> None:
-    sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": "Bearer bench-key"}, timeout=30) as c:
-        async def one(i: int) -> None:
-            async with sem:
-                resp = await c.post("/v1/moderations", json={"text": f"cpu probe {tag} text number {i}"})
-                if resp.status_code != 202:
-                    raise RuntimeError(f"{resp.status_code}: {resp.text}")
-        await asyncio.gather(*(one(i) for i in range(n)))
+def submit(base: str, n: int, concurrency: int, tag: str) -> None:
+    """`n` texts through bench_gateway's own load client; every one must be accepted (the CPU is per request)."""
+    texts = [f"cpu probe {tag} text number {i}" for i in range(n)]
+    ids, _ = asyncio.run(submit_all(base, {"Authorization": "Bearer bench-key"}, texts, concurrency))
+    if len(ids) != n:
+        raise RuntimeError(f"{n - len(ids)} of {n} submissions refused")
 
 
 def pids(pattern: str) -> list[int]:
@@ -61,9 +57,9 @@ def one_run(setting: str, value: str, n: int, concurrency: int, model: str) -> t
         for pid in worker:
             os.kill(pid, signal.SIGSTOP)
         try:
-            asyncio.run(submit(base, 300, concurrency, "warm"))
+            submit(base, 300, concurrency, "warm")
             cpu0, t0 = cpu_seconds(gateway), time.perf_counter()
-            asyncio.run(submit(base, n, concurrency, "run"))
+            submit(base, n, concurrency, "run")
             cpu1, t1 = cpu_seconds(gateway), time.perf_counter()
         finally:
             for pid in worker:
